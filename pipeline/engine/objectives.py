@@ -1,0 +1,143 @@
+"""Loss terms as small composable objects: `content + 1e3 * style + tv`.
+
+Every objective maps (activations, x) to a per-sample loss vector of shape (B,),
+so a batch of images can be optimised together with each image's loss kept
+apart. Reductions (Gram matrices, sums) run in fp32 even under autocast.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def fp32(t: torch.Tensor) -> torch.Tensor:
+    return t.float()
+
+
+def no_autocast(device_type: str):
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """G = F Fᵀ with F the activation reshaped to (C, H·W); per sample, in fp32."""
+    with no_autocast(features.device.type):
+        f = fp32(features).flatten(2)  # (B, C, HW)
+        return torch.bmm(f, f.transpose(1, 2))
+
+
+def content_loss(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """J_C = Σ (a_G − a_C)² per sample."""
+    with no_autocast(generated.device.type):
+        return (fp32(generated) - fp32(target)).pow(2).flatten(1).sum(1)
+
+
+def style_loss(generated: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """J_S = ‖G_S − G_G‖²_F / (2·H·W)² per sample, H and W of the layer."""
+    h, w = generated.shape[-2:]
+    with no_autocast(generated.device.type):
+        g = gram(generated)
+        return (g - fp32(target_gram)).pow(2).flatten(1).sum(1) / float(2 * h * w) ** 2
+
+
+def tv_loss(x: torch.Tensor) -> torch.Tensor:
+    """Σ over channels, i<H−1, j<W−1 of (x[i,j]−x[i+1,j])² + (x[i,j]−x[i,j+1])²."""
+    with no_autocast(x.device.type):
+        x = fp32(x)
+        core = x[:, :, :-1, :-1]
+        dv = core - x[:, :, 1:, :-1]
+        dh = core - x[:, :, :-1, 1:]
+        return (dv.pow(2) + dh.pow(2)).flatten(1).sum(1)
+
+
+class Objective:
+    """Base class: `layers` it reads, and per-term per-sample values."""
+
+    name = "objective"
+    layers: frozenset = frozenset()
+
+    def parts(self, acts: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, acts: dict, x: torch.Tensor) -> torch.Tensor:
+        return sum(self.parts(acts, x).values())
+
+    def __add__(self, other: "Objective") -> "Objective":
+        return Sum([self, other])
+
+    def __mul__(self, k: float) -> "Objective":
+        return Scaled(self, float(k))
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> "Objective":
+        return Scaled(self, -1.0)
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return Sum([self, Scaled(other, -1.0)])
+
+
+class Sum(Objective):
+    def __init__(self, terms):
+        flat = []
+        for t in terms:
+            flat.extend(t.terms if isinstance(t, Sum) else [t])
+        self.terms = flat
+        self.layers = frozenset().union(*(t.layers for t in flat))
+
+    def parts(self, acts, x):
+        out: dict[str, torch.Tensor] = {}
+        for t in self.terms:
+            for k, v in t.parts(acts, x).items():
+                out[k] = out[k] + v if k in out else v
+        return out
+
+
+class Scaled(Objective):
+    def __init__(self, inner: Objective, k: float):
+        self.inner, self.k = inner, k
+        self.layers = inner.layers
+
+    def parts(self, acts, x):
+        return {n: self.k * v for n, v in self.inner.parts(acts, x).items()}
+
+
+class Content(Objective):
+    """Match one layer's activations to a target (B or 1 samples)."""
+
+    name = "content"
+
+    def __init__(self, layer: str, target: torch.Tensor):
+        self.layer, self.target = layer, target
+        self.layers = frozenset([layer])
+
+    def parts(self, acts, x):
+        return {self.name: content_loss(acts[self.layer], self.target)}
+
+
+class Style(Objective):
+    """Match one layer's Gram matrix to a target Gram (B or 1 samples)."""
+
+    name = "style"
+
+    def __init__(self, layer: str, target_gram: torch.Tensor):
+        self.layer, self.target = layer, target_gram
+        self.layers = frozenset([layer])
+
+    def parts(self, acts, x):
+        return {self.name: style_loss(acts[self.layer], self.target)}
+
+
+class TotalVariation(Objective):
+    name = "tv"
+
+    def parts(self, acts, x):
+        return {self.name: tv_loss(x)}
+
+
+class Constant(Objective):
+    """A zero objective; the neutral element for building sums in a loop."""
+
+    name = "zero"
+
+    def parts(self, acts, x):
+        return {}

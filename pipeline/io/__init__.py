@@ -1,0 +1,1 @@
+"""Reading inputs, decoding images, atomic writes, tar shards and manifests."""

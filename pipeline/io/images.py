@@ -1,0 +1,122 @@
+"""Decoding, resizing and encoding images.
+
+Every input becomes 8-bit RGB: grayscale, palette, CMYK, alpha (composited on
+white) and 16-bit images are converted, and EXIF orientation is applied.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline.errors import BadInput
+from pipeline.io.atomic import atomic_write_bytes
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
+
+
+class DecodeError(BadInput):
+    """An input file is missing, unreadable or not a decodable image."""
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DecodeError(f"cannot decode image {name!r}: {exc}".splitlines()[0])
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Read and decode an image file to RGB, or raise DecodeError naming the path."""
+    p = Path(path)
+    if not p.exists():
+        raise DecodeError(f"image not found: {str(p)!r}")
+    if p.is_dir():
+        raise DecodeError(f"expected an image file, got a directory: {str(p)!r}")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise DecodeError(f"cannot read image {str(p)!r}: {exc.strerror}")
+    return decode_image(data, str(p))
+
+
+def target_size(width: int, height: int, size: int, upscale: bool = False, multiple: int = 1) -> tuple[int, int]:
+    """(W, H) with the longest side `size`, never enlarging unless asked; snapped to `multiple`."""
+    longest = max(width, height)
+    scale = size / longest
+    if scale > 1 and not upscale:
+        scale = 1.0
+    w = max(1, round(width * scale))
+    h = max(1, round(height * scale))
+    if multiple > 1:
+        w = max(multiple, round(w / multiple) * multiple)
+        h = max(multiple, round(h / multiple) * multiple)
+    return w, h
+
+
+def resize(img: Image.Image, wh: tuple[int, int]) -> Image.Image:
+    if img.size == tuple(wh):
+        return img
+    return img.resize(wh, Image.Resampling.LANCZOS)
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float tensor (1, 3, H, W) in 0..255."""
+    arr = np.asarray(img, dtype=np.float32)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def to_pil(pixels: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) or (1, 3, H, W) in 0..255 -> PIL RGB (rounded, clipped)."""
+    if pixels.dim() == 4:
+        pixels = pixels[0]
+    arr = pixels.detach().float().cpu().clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def encode_image(img: Image.Image, fmt: str = "png") -> bytes:
+    buf = io.BytesIO()
+    if fmt == "png":
+        img.save(buf, format="PNG")
+    elif fmt == "jpg":
+        img.save(buf, format="JPEG", quality=95)
+    elif fmt == "webp":
+        img.save(buf, format="WEBP", quality=95)
+    else:
+        raise BadInput(f"unknown output format {fmt!r}")
+    return buf.getvalue()
+
+
+def save_image(img: Image.Image, path: str | os.PathLike) -> None:
+    """Encode by the path's extension and write atomically."""
+    p = Path(path)
+    ext = p.suffix.lower().lstrip(".")
+    fmt = {"jpeg": "jpg"}.get(ext, ext)
+    if fmt not in ("png", "jpg", "webp"):
+        raise BadInput(f"output must end in .png, .jpg or .webp, got {str(p)!r}")
+    atomic_write_bytes(p, encode_image(img, fmt))

@@ -1,0 +1,1 @@
+"""Backbones, their weights, preprocessing and layer names."""

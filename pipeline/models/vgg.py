@@ -1,0 +1,98 @@
+"""VGG feature extractor that stops at the deepest layer a loss needs.
+
+One module serves every method: it returns the activations of the requested
+layers (Keras names, post-ReLU for convolutions) and can record max-pooling
+switches for the deconvnet.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.models.layers import canonical_layer, layer_sequence
+from pipeline.models.preprocess import Preprocess
+from pipeline.models.weights import backbone_spec, load_backbone_state
+
+
+class VGGFeatures(nn.Module):
+    """VGG convolutional stack with selectable pooling ('max' or 'avg')."""
+
+    def __init__(self, arch: str, state: dict[str, torch.Tensor], pooling: str = "max"):
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+        self.arch = arch
+        self.pooling = pooling
+        self.stages = layer_sequence(arch)
+        self.convs = nn.ModuleDict()
+        for kind, name in self.stages:
+            if kind == "conv":
+                w = state[f"{name}.weight"]
+                conv = nn.Conv2d(w.shape[1], w.shape[0], kernel_size=3, padding=1)
+                conv.weight.data.copy_(w)
+                conv.bias.data.copy_(state[f"{name}.bias"])
+                self.convs[name] = conv
+        self.requires_grad_(False)
+        self.eval()
+
+    def canonical(self, names) -> list[str]:
+        return [canonical_layer(n, self.arch) for n in names]
+
+    def deepest_index(self, names) -> int:
+        order = [n for _, n in self.stages]
+        return max(order.index(n) for n in self.canonical(names))
+
+    def forward(self, x: torch.Tensor, layers, switches: dict | None = None) -> dict[str, torch.Tensor]:
+        """Activations of `layers`; runs only up to the deepest of them.
+
+        If `switches` is a dict, max-pool argmax indices are stored in it by pool name.
+        """
+        wanted = set(self.canonical(layers))
+        stop = self.deepest_index(wanted)
+        out: dict[str, torch.Tensor] = {}
+        for i, (kind, name) in enumerate(self.stages[: stop + 1]):
+            if kind == "conv":
+                x = F.relu(self.convs[name](x))
+            elif self.pooling == "avg":
+                x = F.avg_pool2d(x, 2)
+            elif switches is not None:
+                x, idx = F.max_pool2d(x, 2, return_indices=True)
+                switches[name] = idx
+            else:
+                x = F.max_pool2d(x, 2)
+            if name in wanted:
+                out[name] = x
+        return out
+
+    def macs_per_pixel(self, layers) -> int:
+        """Multiply-adds per input pixel of one forward pass up to the deepest layer."""
+        stop = self.deepest_index(layers)
+        scale, total = 1.0, 0
+        for kind, name in self.stages[: stop + 1]:
+            if kind == "conv":
+                conv = self.convs[name]
+                total += int(conv.in_channels * conv.out_channels * 9 * scale)
+            else:
+                scale /= 4.0
+        return total
+
+
+class Backbone:
+    """A loaded network plus its preprocessing and provenance."""
+
+    def __init__(self, name: str = "vgg16", pooling: str = "max", weights_file=None, device="cpu"):
+        spec = backbone_spec(name)
+        state, meta = load_backbone_state(name, weights_file)
+        self.name = name
+        self.spec = spec
+        self.meta = meta
+        self.weights_digest = meta["state_digest"]
+        self.net = VGGFeatures(spec.arch, state, pooling).to(device)
+        self.pre = Preprocess(spec.preprocessing)
+        self.device = torch.device(device)
+
+    @property
+    def arch(self) -> str:
+        return self.spec.arch

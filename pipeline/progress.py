@@ -1,0 +1,18 @@
+"""Progress display for long-running commands: done/total, rate, ETA."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+def bar(total: int, desc: str, unit: str = "it", position: int = 0, disable: bool | None = None) -> tqdm:
+    """A tqdm bar on stderr that shows done/total, rate and ETA (also when not a TTY)."""
+    return tqdm(total=total, desc=desc, unit=unit, position=position, dynamic_ncols=True,
+                file=sys.stderr, disable=disable, mininterval=0.5 if sys.stderr.isatty() else 5.0,
+                leave=True)
+
+
+def fmt_loss(v: float) -> str:
+    return f"{v:.3e}"

@@ -1,0 +1,1 @@
+"""What each method optimises: stylize, texture, invert, dream, visualize."""
