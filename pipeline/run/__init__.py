@@ -1,0 +1,1 @@
+"""Planning, leases, resume and execution of dataset runs."""
