@@ -141,3 +141,74 @@ class Constant(Objective):
 
     def parts(self, acts, x):
         return {}
+
+
+# ------------------------------------------------- terms of the sister methods
+# Texture synthesis reuses Style alone; inversion (Mahendran & Vedaldi) needs a
+# relative feature error and two image priors; DeepDream maximises an activation.
+
+
+class RelativeFeature(Objective):
+    """‖Φ_l(x) − Φ_l(x0)‖² / ‖Φ_l(x0)‖² per sample (inversion's data term)."""
+
+    name = "feature"
+
+    def __init__(self, layer: str, target: torch.Tensor):
+        self.layer, self.target = layer, target
+        self.layers = frozenset([layer])
+        with no_autocast(target.device.type):
+            self.norm = fp32(target).pow(2).flatten(1).sum(1).clamp_min(1e-12)
+
+    def parts(self, acts, x):
+        return {self.name: content_loss(acts[self.layer], self.target) / self.norm}
+
+
+class AlphaNorm(Objective):
+    """Σ|x/B|^α / (H·W): keeps pixels in range (Mahendran & Vedaldi's α-norm, normalised by B)."""
+
+    name = "alpha"
+
+    def __init__(self, alpha: float = 6.0, bound: float = 128.0):
+        self.alpha, self.bound = float(alpha), float(bound)
+
+    def parts(self, acts, x):
+        h, w = x.shape[-2:]
+        with no_autocast(x.device.type):
+            v = (fp32(x) / self.bound).abs().pow(self.alpha).flatten(1).sum(1) / (h * w)
+        return {self.name: v}
+
+
+class TotalVariationBeta(Objective):
+    """Σ((x[i,j+1]−x[i,j])² + (x[i+1,j]−x[i,j])²)^(β/2) / (H·W·V^β); β=2 is plain TV."""
+
+    name = "tv"
+
+    def __init__(self, beta: float = 2.0, scale: float = 128.0 / 6.5):
+        self.beta, self.scale = float(beta), float(scale)
+
+    def parts(self, acts, x):
+        h, w = x.shape[-2:]
+        with no_autocast(x.device.type):
+            x = fp32(x) / self.scale
+            core = x[:, :, :-1, :-1]
+            d = (core - x[:, :, 1:, :-1]).pow(2) + (core - x[:, :, :-1, 1:]).pow(2)
+            # eps keeps the gradient finite at d=0 for β<2
+            v = (d + 1e-8).pow(self.beta / 2).flatten(1).sum(1) / (h * w)
+        return {self.name: v}
+
+
+class MeanSquaredActivation(Objective):
+    """mean(a²) of one layer, or of one channel of it (DeepDream's objective; maximised)."""
+
+    name = "activation"
+
+    def __init__(self, layer: str, channel: int | None = None):
+        self.layer, self.channel = layer, channel
+        self.layers = frozenset([layer])
+
+    def parts(self, acts, x):
+        a = acts[self.layer]
+        if self.channel is not None:
+            a = a[:, self.channel: self.channel + 1]
+        with no_autocast(a.device.type):
+            return {self.name: fp32(a).pow(2).flatten(1).mean(1)}
