@@ -1,0 +1,168 @@
+"""The interface every dataset method implements so the one runner can execute it.
+
+A method (stylize, texture, invert, dream, visualize) supplies a `Task`: what the
+run's identity is (`identity`, `weights_digest`), which samples exist (`plan`),
+how to get ready on a device (`setup`) and how to turn samples into tar members
+(`process`). The runner owns everything else: run.json, keys, per-sample seeds,
+shards, leases, journals, resume, manifests, status and verify. A task never
+writes files, never knows its rank and never touches Lightning.
+
+Lifecycle (per worker process):
+
+    task.identity(), task.plan()     # on every start; must be deterministic
+    task.setup(device)               # once per worker: load the backbone, caches
+    task.process([Sample, ...])      # many times; batches of <= task.batch_size
+
+Per-sample seeds are derived by the runner from (run seed, global index), so a
+sample's output does not depend on which worker ran it or in what order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+# Status of a sample in a manifest. "ok" is the only success.
+OK = "ok"
+FAILED_DECODE = "failed_decode"          # an input image could not be read/decoded
+FAILED_NAN = "failed_nan"                # the optimisation produced NaN/inf
+FAILED_OOM = "failed_oom"                # the device ran out of memory
+FAILED_IO = "failed_io"                  # an input file is missing or unreadable
+SKIPPED_TOO_LARGE = "skipped_too_large"  # the input exceeds a configured limit
+FAILED_ERROR = "failed_error"            # any other exception (message says which)
+STATUSES = (OK, FAILED_DECODE, FAILED_NAN, FAILED_OOM, FAILED_IO, SKIPPED_TOO_LARGE, FAILED_ERROR)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One planned unit of work as a task describes it, before the runner numbers it.
+
+    source: the content/input file (None for methods without one, e.g. texture).
+    styles: style/reference files this sample uses (empty if none).
+    extra:  JSON-serialisable per-sample parameters (recorded in run.json and
+            passed back in `Sample.extra`), e.g. {"assign": "cycle"}.
+    """
+
+    source: str | None
+    styles: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A numbered sample as the runner hands it to `Task.process`."""
+
+    index: int                 # stable global index in the plan (0-based)
+    key: str                   # webdataset key, ^[A-Za-z0-9_-]+$, derived from index
+    source: str | None
+    styles: tuple[str, ...]
+    seed: int                  # sample_seed(run seed, index)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class SampleResult:
+    """What one sample produced.
+
+    members: extension -> bytes, written into the tar as f"{key}.{ext}" (for an
+             "ok" result; e.g. {"png": ..., "json": ...}). Empty for failures.
+    meta:    JSON-serialisable facts for the manifest row (losses, iterations,
+             seconds, size ...).
+    """
+
+    key: str
+    status: str = OK
+    members: dict[str, bytes] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+class Task:
+    """Base class: override identity, plan, setup and process."""
+
+    name: str = "task"              # shown in progress bars and run.json
+    shard_prefix: str = "samples"   # shards are shards/{shard_prefix}-{id:06d}.tar
+    batch_size: int = 1             # the runner hands process() at most this many samples
+
+    def identity(self) -> dict:
+        """The normalised configuration (JSON-serialisable); hashed into the run's identity.
+
+        Must not contain anything about devices or worker counts.
+        """
+        raise NotImplementedError
+
+    def seed(self) -> int:
+        """The run seed; per-sample seeds are derived from it."""
+        return int(self.identity().get("seed", 0))
+
+    def weights_digest(self) -> str:
+        """Digest of the backbone weights, recorded in run.json (part of the identity)."""
+        raise NotImplementedError
+
+    def plan(self) -> list[Planned]:
+        """The ordered list of samples this run must produce; deterministic."""
+        raise NotImplementedError
+
+    def setup(self, device: str) -> None:
+        """Load models and build caches once per worker process on `device`."""
+
+    def process(self, samples: list[Sample]) -> list[SampleResult]:
+        """Produce one result per sample, in order. Per-sample problems should be
+        returned as failed results (see `classify`); an exception fails the batch."""
+        raise NotImplementedError
+
+
+def sample_seed(run_seed: int, index: int) -> int:
+    """A 63-bit seed that depends only on the run seed and the sample's global index."""
+    h = hashlib.sha256(f"nst-sample-seed:{int(run_seed)}:{int(index)}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+def sample_key(index: int, total: int) -> str:
+    """Zero-padded decimal key: no dots, sortable, at least 8 digits."""
+    return str(index).zfill(max(8, len(str(max(total - 1, 0)))))
+
+
+def number(planned: list[Planned], run_seed: int) -> list[Sample]:
+    """Give each planned item its global index, key and seed."""
+    n = len(planned)
+    return [Sample(i, sample_key(i, n), p.source, tuple(p.styles), sample_seed(run_seed, i), dict(p.extra))
+            for i, p in enumerate(planned)]
+
+
+class NonFiniteResult(RuntimeError):
+    """Raised by a task when its output or loss is NaN/inf (classified as failed_nan)."""
+
+
+class TooLarge(RuntimeError):
+    """Raised by a task when an input exceeds a configured limit (skipped_too_large)."""
+
+
+def classify(exc: BaseException) -> str:
+    """Map an exception raised while processing a sample to a manifest status."""
+    import torch
+
+    from pipeline.io.images import DecodeError
+
+    if isinstance(exc, DecodeError):
+        return FAILED_IO if "not found" in str(exc) or "cannot read" in str(exc) else FAILED_DECODE
+    if isinstance(exc, NonFiniteResult):
+        return FAILED_NAN
+    if isinstance(exc, TooLarge):
+        return SKIPPED_TOO_LARGE
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return FAILED_OOM
+    if isinstance(exc, OSError):
+        return FAILED_IO
+    return FAILED_ERROR
+
+
+def failed(sample: Sample, exc: BaseException) -> SampleResult:
+    """A failed result for `sample` with the exception's class and one-line message."""
+    msg = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
+    return SampleResult(sample.key, classify(exc), {}, {}, f"{type(exc).__name__}: {msg}")
