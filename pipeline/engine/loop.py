@@ -69,7 +69,7 @@ def render(
     maximize=True ascends the objective (DeepDream); step_hook(x, i) may edit
     x in place between steps (jitter, clamping).
     """
-    x = x0.detach().clone().requires_grad_(True)
+    x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if optimizer == "batched_lbfgs":
         from pipeline.engine.batched_lbfgs import BatchedLBFGS
 
@@ -79,9 +79,11 @@ def render(
     channels_last = use_channels_last(precision, x.device)
     sign = -1.0 if maximize else 1.0
     last_parts: dict[str, torch.Tensor] = {}
+    evals = 0
 
     def closure():
-        nonlocal last_parts
+        nonlocal last_parts, evals
+        evals += 1
         opt.zero_grad(set_to_none=True)
         with autocast(precision, x.device):
             xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -92,19 +94,26 @@ def render(
         last_parts = parts
         return (sign * per_sample).detach() if optimizer == "batched_lbfgs" else (sign * per_sample).sum()
 
+    # `iterations` counts loss-and-gradient evaluations. One step is one evaluation
+    # for Adam and L-BFGS without line search; with a line search a step may take
+    # several, so the last step can end a few evaluations past the budget.
     history_rows: list[tuple[int, list[float]]] = []
     start = time.perf_counter()
-    for i in range(1, iterations + 1):
+    steps, next_log, next_snap = 0, log_every, snapshot_every
+    while evals < iterations:
         opt.step(closure)
+        steps += 1
         if step_hook is not None:
             with torch.no_grad():
-                step_hook(x, i)
-        if on_log is not None and (i % log_every == 0 or i == iterations):
+                step_hook(x, steps)
+        if on_log is not None and (evals >= next_log or evals >= iterations):
             rows = _per_sample(last_parts)
-            history_rows.append((i, [r["total"] for r in rows]))
-            on_log(i, iterations, rows)
-        if on_snapshot is not None and snapshot_every and i % snapshot_every == 0 and i < iterations:
-            on_snapshot(i, x.detach())
+            history_rows.append((evals, [r["total"] for r in rows]))
+            on_log(min(evals, iterations), iterations, rows)
+            next_log = (evals // log_every + 1) * log_every
+        if on_snapshot is not None and snapshot_every and evals >= next_snap and evals < iterations:
+            on_snapshot(evals, x.detach())
+            next_snap = (evals // snapshot_every + 1) * snapshot_every
     final = _per_sample(evaluate(net, objective, x.detach(), precision))
     seconds = time.perf_counter() - start
-    return RenderResult(x=x.detach(), losses=final, evaluations=iterations, seconds=seconds, history=history_rows)
+    return RenderResult(x=x.detach(), losses=final, evaluations=evals, seconds=seconds, history=history_rows)

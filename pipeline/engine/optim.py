@@ -10,17 +10,20 @@ from __future__ import annotations
 import torch
 
 
-def make_optimizer(name: str, params, lr: float = 1.0, history: int = 100):
+def make_optimizer(name: str, params, lr: float = 1.0, history: int = 100, line_search: bool = True):
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "lbfgs":
-        # max_iter=1: each .step() evaluates once and updates once, so evaluation
-        # counting, logging and snapshots happen between steps. Tolerances are
-        # disabled as in the classic tools: under bf16 the default ones stop
-        # after a single evaluation.
+        # max_iter=1: each .step() is one L-BFGS iteration, so logging and
+        # snapshots happen between iterations. Tolerances are disabled as in the
+        # classic tools: under bf16 the default ones stop after one evaluation.
+        # The strong-Wolfe line search (as scipy's L-BFGS in the reference) is
+        # needed at the reference's loss scale: without it a noise start at small
+        # sizes overshoots to inf/NaN within three steps (seen at 32-48 px).
         return torch.optim.LBFGS(
-            params, lr=lr, max_iter=1, max_eval=1, history_size=history,
-            tolerance_grad=-1.0, tolerance_change=0.0, line_search_fn=None,
+            params, lr=lr, max_iter=1, history_size=history,
+            tolerance_grad=-1.0, tolerance_change=0.0,
+            line_search_fn="strong_wolfe" if line_search else None,
         )
     if name == "normalized_sgd":
         return NormalizedSGD(params, lr=lr)
