@@ -22,7 +22,7 @@ from pipeline.models.weights import BACKBONES
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 INITS = ("noise", "content", "style")
-OPTIMIZERS = ("lbfgs", "adam")
+OPTIMIZERS = ("lbfgs", "adam", "torch_lbfgs")
 POOLINGS = ("max", "avg")
 PRECISIONS = ("fp32", "bf16", "auto")
 FORMATS = ("png", "jpg", "webp")
@@ -47,6 +47,7 @@ class StyleConfig:
     optimizer: str = "lbfgs"
     lbfgs_history: int = 100
     learning_rate: float = 1.0
+    lbfgs_max_step: float = 64.0
     size: int = 512
     upscale: bool = False
     style_scale: float | None = None
@@ -85,6 +86,8 @@ class StyleConfig:
         for name in ("content_weight", "tv_weight"):
             if float(getattr(self, name)) < 0:
                 raise BadInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.lbfgs_max_step <= 0:
+            raise BadInput(f"lbfgs_max_step must be > 0, got {self.lbfgs_max_step!r}")
         if self.learning_rate <= 0:
             raise BadInput(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if self.style_scale is not None and self.style_scale <= 0:

@@ -63,19 +63,16 @@ def render(
     snapshot_every: int = 0,
     maximize: bool = False,
     step_hook: Callable[[torch.Tensor, int], None] | None = None,
+    max_step: float = 64.0,
 ) -> RenderResult:
     """Run `iterations` loss-and-gradient evaluations on a copy of x0.
 
     maximize=True ascends the objective (DeepDream); step_hook(x, i) may edit
-    x in place between steps (jitter, clamping).
+    x in place between steps (jitter, clamping). max_step bounds the per-pixel
+    L-BFGS step in network units.
     """
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    if optimizer == "batched_lbfgs":
-        from pipeline.engine.batched_lbfgs import BatchedLBFGS
-
-        opt = BatchedLBFGS(x, lr=lr, history=history)
-    else:
-        opt = make_optimizer(optimizer, [x], lr=lr, history=history)
+    opt = make_optimizer(optimizer, x, lr=lr, history=history, max_step=max_step)
     channels_last = use_channels_last(precision, x.device)
     sign = -1.0 if maximize else 1.0
     last_parts: dict[str, torch.Tensor] = {}
@@ -92,7 +89,7 @@ def render(
         per_sample = sum(parts.values())
         (sign * per_sample).sum().backward()
         last_parts = parts
-        return (sign * per_sample).detach() if optimizer == "batched_lbfgs" else (sign * per_sample).sum()
+        return (sign * per_sample).sum()
 
     # `iterations` counts loss-and-gradient evaluations. One step is one evaluation
     # for Adam and L-BFGS without line search; with a line search a step may take

@@ -1,8 +1,8 @@
 """Optimiser construction for pixel optimisation.
 
-One step = one loss-and-gradient evaluation for every optimiser here, so
-`iterations` counts evaluations (as the reference counts scipy's function
-evaluations).
+`iterations` counts loss-and-gradient evaluations (as the reference counts
+scipy's function evaluations); one step is one evaluation for every optimiser
+here except torch_lbfgs, whose line search may take several.
 """
 
 from __future__ import annotations
@@ -10,20 +10,29 @@ from __future__ import annotations
 import torch
 
 
-def make_optimizer(name: str, params, lr: float = 1.0, history: int = 100, line_search: bool = True):
+def make_optimizer(name: str, x: torch.Tensor, lr: float = 1.0, history: int = 100, max_step: float = 64.0):
+    """An optimiser over the image tensor x (B, 3, H, W); each .step(closure) evaluates once.
+
+    'lbfgs' is the per-sample batched L-BFGS of pipeline.engine.lbfgs (the default);
+    'torch_lbfgs' is torch.optim.LBFGS with a strong-Wolfe line search, kept as the
+    plain reference path for benchmarks (it couples a batch into one problem and a
+    step may take several evaluations).
+    """
+    params = x if isinstance(x, (list, tuple)) else [x]
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "lbfgs":
-        # max_iter=1: each .step() is one L-BFGS iteration, so logging and
-        # snapshots happen between iterations. Tolerances are disabled as in the
-        # classic tools: under bf16 the default ones stop after one evaluation.
-        # The strong-Wolfe line search (as scipy's L-BFGS in the reference) is
-        # needed at the reference's loss scale: without it a noise start at small
-        # sizes overshoots to inf/NaN within three steps (seen at 32-48 px).
+        from pipeline.engine.lbfgs import LBFGS
+
+        return LBFGS(params[0], lr=lr, history=history, max_step=max_step)
+    if name == "torch_lbfgs":
+        # max_iter=1: each .step() is one L-BFGS iteration. Tolerances disabled as
+        # in the classic tools: under bf16 the default ones stop after one
+        # evaluation. Without the line search it overshoots to inf/NaN at the
+        # reference's loss scale (seen at 32-48 px from noise).
         return torch.optim.LBFGS(
             params, lr=lr, max_iter=1, history_size=history,
-            tolerance_grad=-1.0, tolerance_change=0.0,
-            line_search_fn="strong_wolfe" if line_search else None,
+            tolerance_grad=-1.0, tolerance_change=0.0, line_search_fn="strong_wolfe",
         )
     if name == "normalized_sgd":
         return NormalizedSGD(params, lr=lr)

@@ -30,6 +30,11 @@ class Preprocess:
         std = torch.tensor(TV_STD, dtype=like.dtype, device=like.device) * 255.0
         return mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
 
+    @property
+    def unit(self) -> float:
+        """Network-space size of one grey level (for step bounds given in grey levels)."""
+        return 1.0 if self.kind == "caffe" else 1.0 / (255.0 * sum(TV_STD) / 3)
+
     def to_net(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.flip(1) if self.kind == "caffe" else pixels
         mean, std = self._stats(x)

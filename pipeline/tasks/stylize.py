@@ -159,13 +159,11 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
             content_acts = backbone.net(content_net, [cfg.content_layer])[cfg.content_layer].float()
     objective = build_objective(cfg, content_acts, grams)
     x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
-    optimizer = cfg.optimizer
-    if optimizer == "lbfgs" and x0.shape[0] > 1:
-        optimizer = "batched_lbfgs"
-    result = render(backbone.net, objective, x0, cfg.iterations, optimizer=optimizer,
+    result = render(backbone.net, objective, x0, cfg.iterations, optimizer=cfg.optimizer,
                     lr=cfg.learning_rate, history=cfg.lbfgs_history, precision=precision,
                     log_every=cfg.log_every, on_log=on_log, on_snapshot=on_snapshot,
-                    snapshot_every=snapshot_every)
+                    snapshot_every=snapshot_every,
+                    max_step=cfg.lbfgs_max_step * backbone.pre.unit)
     out = backbone.pre.to_pixels(result.x)
     if cfg.preserve_colors:
         out = preserve_colors(out, pixels)
