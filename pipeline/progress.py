@@ -7,8 +7,9 @@ import sys
 from tqdm import tqdm
 
 
-def bar(total: int, desc: str, unit: str = "it", position: int = 0, disable: bool | None = None) -> tqdm:
-    """A tqdm bar on stderr that shows done/total, rate and ETA (also when not a TTY)."""
+def bar(total: int, desc: str, unit: str = "it", position: int = 0, disable: bool = False) -> tqdm:
+    """A tqdm bar on stderr that shows done/total, rate and ETA (also when not a TTY:
+    batch logs need progress too, so it is printed every 5 s there)."""
     return tqdm(total=total, desc=desc, unit=unit, position=position, dynamic_ncols=True,
                 file=sys.stderr, disable=disable, mininterval=0.5 if sys.stderr.isatty() else 5.0,
                 leave=True)
