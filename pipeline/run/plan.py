@@ -1,0 +1,219 @@
+"""run.json: a run's identity and plan, written once, compared on every start.
+
+It holds the normalised config and its hash, the input files (path, size,
+sha256) and their hash, the weights digest, package version, seed, shard size,
+the numbered samples and the shard plan. Devices and worker counts are not part
+of it, so a run started on 4 GPUs can be resumed on 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.errors import BadInput, RunMismatch
+from pipeline.io.atomic import fsync_dir
+from pipeline.io.shards import ShardPaths
+from pipeline.run.task import Sample, Task, number
+
+FORMAT = "nst-run-v1"
+RUN_SUBDIRS = ("shards", "manifests", "commits", "work", "leases")
+RUN_FILES = ("run.json", "shardindex.json", "summary.json")
+IDENTITY_FIELDS = ("task", "package_version", "config_hash", "inputs_hash", "weights_digest", "seed",
+                   "shard_size", "plan_hash")
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def sha256_path(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def describe_inputs(paths: list[str], previous: dict[str, dict] | None = None) -> list[dict]:
+    """(path, size, sha256) per distinct input; reuses a recorded hash when size and mtime match."""
+    out, seen = [], set()
+    for p in paths:
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append({"path": p, "size": None, "sha256": None, "mtime_ns": None})
+            continue
+        old = (previous or {}).get(p)
+        if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns and old.get("sha256"):
+            digest = old["sha256"]
+        else:
+            try:
+                digest = sha256_path(Path(p))
+            except OSError:
+                digest = None
+        out.append({"path": p, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+@dataclass
+class RunPlan:
+    """The loaded run.json plus helpers to find samples and shards."""
+
+    root: Path
+    data: dict
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [Sample(s["index"], s["key"], s["source"], tuple(s["styles"]), s["seed"], s.get("extra", {}))
+                for s in self.data["samples"]]
+
+    @property
+    def shards(self) -> list[dict]:
+        return self.data["shards"]
+
+    @property
+    def prefix(self) -> str:
+        return self.data["shard_prefix"]
+
+    @property
+    def mtime(self) -> int:
+        return int(self.data["created_at"])
+
+    def shard_paths(self, shard: dict) -> ShardPaths:
+        return ShardPaths(self.root, shard["name"])
+
+    def shard_samples(self, shard: dict) -> list[Sample]:
+        rows = self.data["samples"][shard["first"]: shard["first"] + shard["count"]]
+        return [Sample(s["index"], s["key"], s["source"], tuple(s["styles"]), s["seed"], s.get("extra", {}))
+                for s in rows]
+
+
+def build_run_data(task: Task, shard_size: int, previous: dict | None = None) -> dict:
+    if shard_size <= 0:
+        raise BadInput(f"--shard-size must be a positive integer, got {shard_size}")
+    config = task.identity()
+    seed = task.seed()
+    samples = number(task.plan(), seed)
+    if not samples:
+        raise BadInput("the plan is empty: no samples to produce")
+    files = []
+    for s in samples:
+        if s.source:
+            files.append(s.source)
+        files.extend(s.styles)
+    prev_inputs = {i["path"]: i for i in (previous or {}).get("inputs", [])}
+    inputs = describe_inputs(files, prev_inputs)
+    sample_rows = [{"index": s.index, "key": s.key, "source": s.source, "styles": list(s.styles),
+                    "seed": s.seed, "extra": s.extra} for s in samples]
+    shards = []
+    for sid, first in enumerate(range(0, len(samples), shard_size)):
+        shards.append({"id": sid, "name": f"{task.shard_prefix}-{sid:06d}", "first": first,
+                       "count": min(shard_size, len(samples) - first)})
+    data = {
+        "format": FORMAT,
+        "task": task.name,
+        "shard_prefix": task.shard_prefix,
+        "package_version": __version__,
+        "created_at": int(time.time()),
+        "config": config,
+        "config_hash": _hash(config),
+        "seed": seed,
+        "weights_digest": task.weights_digest(),
+        "inputs": inputs,
+        "inputs_hash": _hash([[i["path"], i["size"], i["sha256"]] for i in inputs]),
+        "shard_size": shard_size,
+        "plan_hash": _hash(sample_rows),
+        "samples": sample_rows,
+        "shards": shards,
+    }
+    data["identity_hash"] = _hash({k: data[k] for k in IDENTITY_FIELDS})
+    return data
+
+
+def load_run(root: Path) -> RunPlan:
+    path = Path(root) / "run.json"
+    try:
+        return RunPlan(Path(root), json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise BadInput(f"no run in {str(root)!r} (run.json not found)")
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{str(path)!r} is not valid JSON: {exc.msg}")
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    out = []
+    for k in IDENTITY_FIELDS:
+        if old.get(k) == new.get(k):
+            continue
+        if k == "config_hash":
+            a, b = old.get("config", {}), new.get("config", {})
+            changed = [f"{n}: {a.get(n)!r} -> {b.get(n)!r}" for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)]
+            out.append("config (" + "; ".join(changed[:4]) + ")")
+        elif k == "inputs_hash":
+            a = {i["path"]: i for i in old.get("inputs", [])}
+            b = {i["path"]: i for i in new.get("inputs", [])}
+            changed = sorted(p for p in set(a) | set(b) if (a.get(p) or {}).get("sha256") != (b.get(p) or {}).get("sha256"))
+            out.append(f"inputs ({len(changed)} files differ, e.g. {changed[0]!r})" if changed else "inputs (order)")
+        elif k == "plan_hash":
+            out.append("sample plan (order, styles or assignment)")
+        else:
+            out.append(f"{k}: {old.get(k)!r} -> {new.get(k)!r}")
+    return out
+
+
+def discard_run(root: Path) -> None:
+    """--overwrite: remove what a run wrote into root (only the run's own files)."""
+    for d in RUN_SUBDIRS:
+        shutil.rmtree(root / d, ignore_errors=True)
+    for f in RUN_FILES:
+        try:
+            (root / f).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False) -> RunPlan:
+    """Create run.json (exclusively), or check that the existing one is the same run."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise BadInput(f"--out {str(root)!r} exists and is not a directory")
+    path = root / "run.json"
+    previous = None
+    if path.exists() and not overwrite:
+        previous = load_run(root).data
+    elif overwrite:
+        discard_run(root)
+    data = build_run_data(task, shard_size, previous)
+    if previous is not None:
+        diffs = _differences(previous, data)
+        if diffs:
+            raise RunMismatch(f"{str(root)!r} holds a different run: " + ", ".join(diffs)
+                              + "; use another --out, or --overwrite to discard the old run")
+        return RunPlan(root, previous)
+    root.mkdir(parents=True, exist_ok=True)
+    for d in RUN_SUBDIRS:
+        (root / d).mkdir(exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".run.json.", suffix=".tmp", dir=root)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)  # exclusive: two workers starting at once agree on one run.json
+    except FileExistsError:
+        os.unlink(tmp)
+        return open_run(root, task, shard_size)
+    os.unlink(tmp)
+    fsync_dir(root)
+    return RunPlan(root, data)

@@ -1,0 +1,72 @@
+"""Entry point every dataset command uses: plan, run on N devices, summarise, exit status.
+
+`nst stylize`, `nst texture`, `nst invert`, ... differ only in the Task they pass.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
+from pipeline.io.atomic import atomic_write_text
+from pipeline.run.plan import open_run
+from pipeline.run.state import format_table, summarize, write_shardindex
+from pipeline.run.stop import stop_reason, stop_requested
+from pipeline.run.task import Task
+from pipeline.run.worker import WorkerOptions
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    shard_size: int = 1000
+    devices: int = 1
+    device: str = "auto"          # cpu | cuda | auto
+    overwrite: bool = False
+    retry_failed: bool = False
+    lease_ttl: float = 600.0
+    progress: bool = True
+
+
+def _accelerator(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BadInput(f"device {device!r} requested but CUDA is not available")
+        return "gpu"
+    if device == "cpu":
+        return "cpu"
+    raise BadInput(f"unknown device {device!r} (cpu, cuda or auto)")
+
+
+def execute(task: Task, opts: RunOptions) -> int:
+    """Run (or resume) `task` into opts.out; returns the process exit status."""
+    if opts.devices < 1:
+        raise BadInput(f"--devices must be >= 1, got {opts.devices}")
+    if opts.lease_ttl <= 0:
+        raise BadInput(f"--lease-ttl must be > 0 seconds, got {opts.lease_ttl}")
+    accelerator = _accelerator(opts.device)
+    plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite)
+    from pipeline.run.lightning_runner import run_predict
+
+    wopts = WorkerOptions(retry_failed=opts.retry_failed, lease_ttl=opts.lease_ttl, progress=opts.progress)
+    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator)
+    if stop_requested():
+        print(f"nst: stopped ({stop_reason()}); finished samples are saved, rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_PREEMPTED
+    summary = summarize(plan, opts.lease_ttl)
+    if summary["complete"]:
+        write_shardindex(plan)
+    if rank == 0:
+        atomic_write_text(plan.root / "summary.json", json.dumps(summary, indent=1))
+        print(format_table(summary), file=sys.stderr)
+    if not summary["complete"]:
+        return EXIT_PREEMPTED  # another holder stopped mid-way; resume finishes it
+    return EXIT_OK if summary["failed"] == 0 else EXIT_SAMPLES_FAILED

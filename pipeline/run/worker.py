@@ -1,0 +1,227 @@
+"""One worker's loop: claim a shard, continue it from its journal, process, commit.
+
+Task-agnostic: the task turns samples into tar members; the worker owns leases,
+durability, manifest rows, progress and preemption. Any number of workers may
+run on one run directory at once (ranks, array tasks, separate commands).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from pipeline.io.shards import ShardWriter, commit_holds, remove_work_files
+from pipeline.progress import bar
+from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
+from pipeline.run.plan import RunPlan
+from pipeline.run.stop import stop_requested
+from pipeline.run.task import OK, Sample, SampleResult, Task, failed
+
+import hashlib
+
+
+@dataclass
+class WorkerOptions:
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"
+    retry_failed: bool = False
+    lease_ttl: float = 600.0
+    poll: float = 2.0
+    progress: bool = True
+
+
+@dataclass
+class WorkerStats:
+    processed: int = 0
+    ok: int = 0
+    failed: int = 0
+    shards_committed: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+    statuses: dict = field(default_factory=dict)
+
+
+class Worker:
+    """Runs a Task over the shards of a RunPlan that nobody else holds."""
+
+    def __init__(self, plan: RunPlan, task: Task, opts: WorkerOptions):
+        self.plan, self.task, self.opts = plan, task, opts
+        self.stats = WorkerStats()
+        self._ready = False
+        self._visited: set[int] = set()   # shards this worker committed (or retried) this run
+        self._heartbeat: Heartbeat | None = None
+        self._bar = None
+        self._start = time.time()
+
+    # -- shard selection -------------------------------------------------------------------------
+    def shard_order(self) -> list[dict]:
+        """All shards, starting at this rank's slice so ranks rarely contend for the same lease."""
+        shards = self.plan.shards
+        n = len(shards)
+        start = (self.opts.rank * n) // max(1, self.opts.world)
+        return shards[start:] + shards[:start]
+
+    def is_done(self, shard: dict) -> bool:
+        rec, problem = commit_holds(self.plan.shard_paths(shard))
+        if problem is not None:
+            return False
+        if self.opts.retry_failed and shard["id"] not in self._visited:
+            return rec["counts"].get(OK, 0) == shard["count"]
+        return True
+
+    def try_shard(self, shard: dict) -> bool:
+        """Claim and finish `shard` if it is neither done nor held; True if this worker worked on it."""
+        if stop_requested() or self.is_done(shard):
+            return False
+        paths = self.plan.shard_paths(shard)
+        lease = try_acquire(paths.lease, f"rank{self.opts.rank}@{HOST}:{os.getpid()}", self.opts.lease_ttl)
+        if lease is None:
+            return False
+        try:
+            if self.is_done(shard):  # committed by someone else between our check and the claim
+                if self.opts.retry_failed is False:
+                    remove_work_files(paths)
+                return False
+            self._process_shard(shard, lease)
+            return True
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.lease = None
+            lease.release()
+
+    def pending(self) -> list[dict]:
+        return [s for s in self.plan.shards if not self.is_done(s)]
+
+    def run_all(self, wait: bool = True) -> WorkerStats:
+        """Work until every shard is done (waiting on shards others hold) or a stop is requested."""
+        for shard in self.shard_order():
+            self.try_shard(shard)
+        return self.drain(wait)
+
+    def drain(self, wait: bool = True) -> WorkerStats:
+        """After a pass: keep taking shards (incl. stale leases) until all are done."""
+        while not stop_requested():
+            left = self.pending()
+            if not left:
+                break
+            worked = False
+            for shard in left:
+                worked |= self.try_shard(shard)
+            if not worked:
+                if not wait:
+                    break
+                time.sleep(self.opts.poll)
+        self.stats.stopped = stop_requested()
+        self.stats.seconds = time.time() - self._start
+        self.close()
+        return self.stats
+
+    # -- processing ------------------------------------------------------------------------------
+    def _ensure_ready(self) -> None:
+        if not self._ready:
+            self.task.setup(self.opts.device)
+            self._heartbeat = Heartbeat(max(1.0, self.opts.lease_ttl / 10))
+            self._ready = True
+
+    def _progress(self):
+        if self._bar is None:
+            from pipeline.run.state import collect
+
+            done = sum(1 for s in collect(self.plan) for r in s.rows.values() if r)
+            self._bar = bar(len(self.plan.data["samples"]), desc=f"{self.task.name} rank {self.opts.rank}",
+                            unit="img", position=self.opts.rank, disable=not self.opts.progress)
+            self._bar.update(done)
+            self._bar_start = (time.time(), done)
+        return self._bar
+
+    def _process_shard(self, shard: dict, lease: Lease) -> None:
+        self._ensure_ready()
+        self._heartbeat.lease = lease
+        paths = self.plan.shard_paths(shard)
+        rec, problem = commit_holds(paths)
+        writer = ShardWriter.resume(paths, self.plan.mtime, from_commit=problem is None)
+        samples = self.plan.shard_samples(shard)
+        rows = writer.rows()
+        todo = [s for s in samples if s.key not in rows
+                or (self.opts.retry_failed and rows[s.key]["status"] != OK and shard["id"] not in self._visited)]
+        progress = self._progress()
+        size = max(1, int(getattr(self.task, "batch_size", 1)))
+        for i in range(0, len(todo), size):
+            if stop_requested() or not lease.still_ours():
+                writer.abandon()  # every finished sample is durable; the next attempt continues
+                return
+            batch = todo[i: i + size]
+            started = time.time()
+            results = self._run_batch(batch)
+            for sample, result in zip(batch, results):
+                prev = rows.get(sample.key)
+                row = self._row(shard, sample, result, started, (prev or {}).get("attempt", 0) + 1)
+                writer.append(sample.key, result.members if result.ok else {}, row)
+                self._count(result)
+                progress.update(1)
+            lease.touch()
+            self._postfix(progress)
+        if not lease.still_ours():
+            writer.abandon()
+            return
+        writer.commit([s.key for s in samples])
+        self._visited.add(shard["id"])
+        self.stats.shards_committed += 1
+
+    def _run_batch(self, batch: list[Sample]) -> list[SampleResult]:
+        try:
+            results = self.task.process(batch)
+            if len(results) != len(batch):
+                raise RuntimeError(f"task returned {len(results)} results for {len(batch)} samples")
+            return results
+        except Exception as exc:  # noqa: BLE001 - a sample's failure must not stop the run
+            if len(batch) > 1:
+                return [r for s in batch for r in self._run_batch([s])]
+            _free_device_memory()
+            return [failed(batch[0], exc)]
+
+    def _row(self, shard: dict, sample: Sample, result: SampleResult, started: float, attempt: int) -> dict:
+        outputs = {ext: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                   for ext, data in result.members.items()} if result.ok else {}
+        row = dict(result.meta)
+        row.update({
+            "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.source,
+            "styles": list(sample.styles), "seed": sample.seed, "status": result.status,
+            "error": result.error or "", "outputs": outputs, "attempt": attempt,
+            "worker": {"rank": self.opts.rank, "host": HOST, "pid": os.getpid(), "device": self.opts.device},
+            "started_at": round(started, 3), "finished_at": round(time.time(), 3),
+        })
+        if sample.extra:
+            row["extra"] = sample.extra
+        return row
+
+    def _count(self, result: SampleResult) -> None:
+        self.stats.processed += 1
+        self.stats.statuses[result.status] = self.stats.statuses.get(result.status, 0) + 1
+        if result.ok:
+            self.stats.ok += 1
+        else:
+            self.stats.failed += 1
+
+    def _postfix(self, progress) -> None:
+        t0, _ = self._bar_start
+        minutes = max(1e-9, (time.time() - t0) / 60)
+        progress.set_postfix_str(f"{self.stats.processed / minutes:.1f} img/min, failed {self.stats.failed}")
+
+    def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _free_device_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001
+        pass
