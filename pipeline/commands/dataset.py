@@ -30,6 +30,8 @@ def stylize(
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out"),
     lease_ttl: float = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over"),
     progress: bool = typer.Option(True, help="Show per-worker progress bars"),
+    plan_only: bool = typer.Option(False, "--plan-only", help="Write (or check) DIR/run.json, then exit; "
+                                   "`nst submit` uses it before sbatch"),
 ):
     """Stylize every image of DATA into webdataset tar shards with manifests (resumable)."""
     from pipeline.config import build_config
@@ -43,6 +45,13 @@ def stylize(
         rows = read_data(data)
         styles = read_styles(style) if style else []
         task = StylizeTask(cfg, rows, styles, assign)
+        if plan_only:
+            from pipeline.run.plan import open_run
+
+            plan = open_run(out, task, shard_size, overwrite=overwrite)
+            typer.echo(f"nst: run plan {plan.root / 'run.json'}: {len(plan.data['samples'])} samples "
+                       f"in {len(plan.shards)} shards")
+            raise typer.Exit(EXIT_OK)
         code = execute(task, RunOptions(out=out, shard_size=shard_size, devices=devices, device=device,
                                         overwrite=overwrite, retry_failed=retry_failed, lease_ttl=lease_ttl,
                                         progress=progress))
