@@ -34,10 +34,10 @@ def run_one(content: Path, styles: list[Path], output: Path, preset: str, size, 
     progress = bar(cfg.iterations, desc="nst one", unit="eval")
 
     def on_log(done, total, rows):
-        progress.update(done - progress.n)
         r = rows[0]
         progress.set_postfix(total=fmt_loss(r["total"]), content=fmt_loss(r.get("content", 0.0)),
-                             style=fmt_loss(r.get("style", 0.0)), tv=fmt_loss(r.get("tv", 0.0)))
+                             style=fmt_loss(r.get("style", 0.0)), tv=fmt_loss(r.get("tv", 0.0)), refresh=False)
+        progress.update(done - progress.n)
 
     def on_snapshot(done, x):
         snap = output.with_name(f"{output.stem}.{done:05d}{output.suffix}")
