@@ -193,15 +193,22 @@ class Decision:
     reason: str
 
 
-def decide(kind: str, history: dict, progressed: bool, max_timeouts: int) -> Decision:
-    """Preemptions always requeue; time-outs requeue until `max_timeouts` in a row made no progress."""
+def decide(kind: str, history: dict, done_now: int, max_timeouts: int) -> Decision:
+    """Preemptions always requeue; time-outs requeue until `max_timeouts` in a row saw no sample finish.
+
+    Progress is the run's count of finished samples against the count at this
+    task's previous stop, so a sample that can never finish within the limit stops
+    the loop once the rest of the run is done.
+    """
     if kind == "preemption":
         return Decision(kind, True, "preempted: requeue without limit")
+    progressed = done_now > int(history.get("done_at_last_stop", -1))
     stuck = 0 if progressed else int(history.get("timeouts_without_progress", 0)) + 1
     if stuck > max_timeouts:
-        return Decision(kind, False, f"time limit reached {stuck} times in a row without finishing a "
+        return Decision(kind, False, f"time limit reached {stuck} times in a row without a finished "
                                      f"sample (cap {max_timeouts}): not requeued; raise --time")
-    return Decision(kind, True, f"time limit reached ({stuck}/{max_timeouts} without progress): requeue")
+    return Decision(kind, True, f"time limit reached ({stuck}/{max_timeouts} in a row without "
+                                f"progress): requeue")
 
 
 def _history_path(run_dir: Path, task: SlurmTask) -> Path:
@@ -215,12 +222,19 @@ def read_history(run_dir: Path, task: SlurmTask) -> dict:
         return {}
 
 
-def after_stop(run_dir: Path, progressed: bool, task: SlurmTask | None = None, now: float | None = None,
-               log=None) -> int:
-    """Called once the worker has stopped and released its lease: requeue or not; returns the exit status.
+def finished_samples(run_dir: Path) -> int:
+    """Samples of the run with a final row (ok or failed), from the run's own files."""
+    from pipeline.run.plan import load_run
+    from pipeline.run.state import summarize
 
-    `progressed`: this attempt finished at least one sample. Returns EXIT_PREEMPTED
-    after a successful requeue, EXIT_REQUEUE_LIMIT when the time-out cap forbids one.
+    summary = summarize(load_run(Path(run_dir)))
+    return int(summary["ok"]) + int(summary["failed"])
+
+
+def after_stop(run_dir: Path, task: SlurmTask | None = None, now: float | None = None, log=None) -> int:
+    """Once the worker(s) stopped and released their leases: requeue or not; returns the exit status.
+
+    EXIT_PREEMPTED after a requeue, EXIT_REQUEUE_LIMIT when the time-out cap forbids one.
     """
     log = log or (lambda msg: print(f"nst slurm: {msg}", file=sys.stderr, flush=True))
     task = task or SlurmTask.from_env()
@@ -235,14 +249,17 @@ def after_stop(run_dir: Path, progressed: bool, task: SlurmTask | None = None, n
         log(f"cannot read the job's time limit ({exc}); treating the stop as a preemption")
         elapsed, limit = 0, None
     history = read_history(run_dir, task)
-    decision = decide(classify_stop(elapsed, limit, grace), history, progressed, max_timeouts)
-    log(f"job {task.requeue_id}: stop after {elapsed}s of {limit if limit is not None else 'unlimited'}s "
-        f"-> {decision.reason}")
+    done_now = finished_samples(run_dir)
+    decision = decide(classify_stop(elapsed, limit, grace), history, done_now, max_timeouts)
+    log(f"job {task.requeue_id}: stopped after {elapsed}s of "
+        f"{str(limit) + 's' if limit is not None else 'no limit'} -> {decision.reason}")
     counts = dict(history)
     counts[decision.kind + "s"] = int(history.get(decision.kind + "s", 0)) + 1
     if decision.kind == "timeout":
-        counts["timeouts_without_progress"] = (0 if progressed else
-                                               int(history.get("timeouts_without_progress", 0)) + 1)
+        progressed = done_now > int(history.get("done_at_last_stop", -1))
+        counts["timeouts_without_progress"] = 0 if progressed else int(
+            history.get("timeouts_without_progress", 0)) + 1
+    counts["done_at_last_stop"] = done_now
     counts["last"] = {"time": int(when), "elapsed_s": elapsed, "limit_s": limit, "kind": decision.kind,
                       "requeued": decision.requeue, "restart_count": task.restart_count}
     atomic_write_text(_history_path(run_dir, task), json.dumps(counts, indent=1) + "\n")
@@ -254,6 +271,8 @@ def after_stop(run_dir: Path, progressed: bool, task: SlurmTask | None = None, n
     if out.returncode != 0:
         # already requeued by SLURM itself (PreemptMode=REQUEUE) or by another rank: not an error
         log(f"scontrol requeue {task.requeue_id}: {out.stderr.strip() or out.returncode}")
+    else:
+        log(f"requeued {task.requeue_id}")
     return EXIT_PREEMPTED
 
 
