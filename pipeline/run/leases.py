@@ -72,9 +72,12 @@ class Lease:
                 pass
 
 
-def _create(path: Path, holder: str) -> Lease | None:
+def _create(path: Path, holder: str, ttl: float | None = None) -> Lease | None:
+    from pipeline.run.slurm import holder_info
+
     token = uuid.uuid4().hex
-    info = {"token": token, "holder": holder, "host": HOST, "pid": os.getpid(), "started": time.time()}
+    info = {"token": token, "holder": holder, "host": HOST, "pid": os.getpid(), "started": time.time(),
+            "ttl": ttl, **holder_info()}  # SLURM job/array ids, so `nst status` can name the worker
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
@@ -89,7 +92,7 @@ def _create(path: Path, holder: str) -> Lease | None:
 def try_acquire(path: Path, holder: str, ttl: float) -> Lease | None:
     """The lease if we got it (fresh or taken over from a stale holder), else None."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lease = _create(path, holder)
+    lease = _create(path, holder, ttl)
     if lease is not None:
         return lease
     info = read_lease(path)
@@ -111,7 +114,7 @@ def try_acquire(path: Path, holder: str, ttl: float) -> Lease | None:
         os.unlink(aside)
         return None
     os.unlink(aside)
-    return _create(path, holder)
+    return _create(path, holder, ttl)
 
 
 class Heartbeat:

@@ -16,6 +16,7 @@ from pipeline.io.atomic import atomic_write_text
 from pipeline.io.shards import commit_holds, latest_rows, read_journal, read_manifest
 from pipeline.run.leases import is_stale, read_lease
 from pipeline.run.plan import RunPlan
+from pipeline.run.slurm import worker_label
 from pipeline.run.task import OK
 
 
@@ -45,7 +46,9 @@ def collect(plan: RunPlan, lease_ttl: float = 600.0) -> list[ShardState]:
         if best:  # a shard in progress (or being retried) is further along in its journal
             st.rows.update(latest_rows(best))
         info = read_lease(paths.lease)
-        if info is not None and not is_stale(info, lease_ttl):
+        if info is not None and not st.committed:
+            # the holder's own TTL (recorded in the lease) decides; a stale lease stays visible, flagged
+            info["stale"] = is_stale(info, float(info.get("ttl") or lease_ttl))
             st.lease = info
         out.append(st)
     return out
@@ -78,7 +81,10 @@ def summarize(plan: RunPlan, lease_ttl: float = 600.0, now: float | None = None)
         "shards_done": sum(s.committed and len(s.rows) == s.planned for s in shards),
         "shards_total": len(shards),
         "active_leases": [{"shard": s.name, "holder": s.lease.get("holder"), "host": s.lease.get("host"),
-                           "age_s": round(now - s.lease["heartbeat"], 1)} for s in shards if s.lease],
+                           "age_s": round(now - s.lease["heartbeat"], 1), "stale": s.lease["stale"],
+                           "heartbeat": s.lease["heartbeat"], "slurm": worker_label(s.lease),
+                           **{k: v for k, v in s.lease.items() if k.startswith("slurm_")}}
+                          for s in shards if s.lease],
         "images_per_hour": round(rate, 2) if rate else None,
         "eta_seconds": round(pending / rate * 3600, 1) if rate and pending else (0.0 if not pending else None),
         "top_errors": [{"error": e, "count": n} for e, n in errors.most_common(5)],
@@ -117,7 +123,10 @@ def format_table(summary: dict) -> str:
     if summary["by_status"]:
         lines.append("status     " + "   ".join(f"{k}: {v}" for k, v in sorted(summary["by_status"].items())))
     for lease in summary["active_leases"]:
-        lines.append(f"working    {lease['shard']} by {lease['holder']} (heartbeat {lease['age_s']}s ago)")
+        job = f" slurm job {lease['slurm']}" if lease.get("slurm") else ""
+        flag = "  STALE: holder gone or silent; another worker will take it over" if lease.get("stale") else ""
+        lines.append(f"working    {lease['shard']} by {lease['holder']}{job} (heartbeat {lease['age_s']}s ago)"
+                     f"{flag}")
     for err in summary["top_errors"]:
         lines.append(f"error      {err['count']} x {err['error']}")
     return "\n".join(lines)
