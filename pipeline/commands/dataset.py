@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from pipeline.commands.app import app, fail
-from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED, NSTError
+from pipeline.errors import EXIT_OK, EXIT_VERIFY_FAILED, NSTError
 
 
 @app.command()
@@ -29,6 +29,8 @@ def stylize(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out"),
     lease_ttl: float = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over"),
+    threads: int = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical "
+                                        "across --devices; use --devices to occupy more cores)"),
     progress: bool = typer.Option(True, help="Show per-worker progress bars"),
     plan_only: bool = typer.Option(False, "--plan-only", help="Write (or check) DIR/run.json, then exit; "
                                    "`nst submit` uses it before sbatch"),
@@ -54,12 +56,9 @@ def stylize(
             raise typer.Exit(EXIT_OK)
         code = execute(task, RunOptions(out=out, shard_size=shard_size, devices=devices, device=device,
                                         overwrite=overwrite, retry_failed=retry_failed, lease_ttl=lease_ttl,
-                                        progress=progress))
+                                        progress=progress, threads=threads))
     except NSTError as exc:
         fail(exc)
-    if code == EXIT_SAMPLES_FAILED:
-        typer.echo(f"nst: some samples failed; see `nst status {out}`, rerun with --retry-failed to retry them",
-                   err=True)
     raise typer.Exit(code)
 
 

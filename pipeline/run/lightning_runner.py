@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from datetime import timedelta
 
 import torch
@@ -38,7 +39,7 @@ def _collate(batch):
     return batch
 
 
-def _module(plan: RunPlan, task: Task, opts: WorkerOptions):
+def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
     import pytorch_lightning as pl
 
     class ShardRunner(pl.LightningModule):
@@ -51,8 +52,9 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions):
 
         def on_predict_start(self) -> None:
             world = self.trainer.world_size
-            if self.device.type == "cpu" and world > 1 and "NST_THREADS" not in os.environ:
-                torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+            if self.device.type == "cpu":
+                # a fixed per-process thread count keeps CPU outputs byte-identical across --devices
+                torch.set_num_threads(max(1, threads))
             device = str(self.device) if self.device.type != "cuda" else f"cuda:{self.device.index or 0}"
             self.worker = Worker(plan, task, WorkerOptions(
                 rank=self.global_rank, world=world, device=device, retry_failed=opts.retry_failed,
@@ -79,6 +81,8 @@ def make_trainer(devices: int, accelerator: str, root):
 
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*srun.*", ".*LeafSpec.*", ".*predict returned None.*", ".*num_workers.*"):
+        warnings.filterwarnings("ignore", message=pattern)
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
     strategy = "auto"
     if devices > 1 or (plugins and int(os.environ.get("SLURM_NTASKS", "1")) > 1):
@@ -91,10 +95,11 @@ def make_trainer(devices: int, accelerator: str, root):
                       default_root_dir=os.path.join(root, "work", "lightning"))
 
 
-def run_predict(plan: RunPlan, task: Task, opts: WorkerOptions, devices: int, accelerator: str):
+def run_predict(plan: RunPlan, task: Task, opts: WorkerOptions, devices: int, accelerator: str,
+                threads: int = 1):
     """Process the run on `devices` ranks; returns (global_rank, this rank's WorkerStats)."""
     trainer = make_trainer(devices, accelerator, plan.root)
-    module = _module(plan, task, opts)
+    module = _module(plan, task, opts, threads)
     loader = DataLoader(ShardIds(len(plan.shards)), batch_size=1, shuffle=False, num_workers=0,
                         collate_fn=_collate)
     trainer.predict(module, dataloaders=loader, return_predictions=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.errors import BadInput, RunMismatch
-from pipeline.io.atomic import fsync_dir
+from pipeline.io.atomic import atomic_write_text, fsync_dir
 from pipeline.io.shards import ShardPaths
 from pipeline.run.task import Sample, Task, number
 
@@ -183,8 +183,38 @@ def discard_run(root: Path) -> None:
             pass
 
 
-def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False) -> RunPlan:
-    """Create run.json (exclusively), or check that the existing one is the same run."""
+def _accept_fixed_inputs(root: Path, previous: dict, data: dict) -> dict | None:
+    """--retry-failed: inputs used only by failed samples may have been fixed; adopt their new hashes."""
+    from pipeline.run.state import collect
+
+    old = {i["path"]: i for i in previous["inputs"]}
+    new = {i["path"]: i for i in data["inputs"]}
+    if set(old) != set(new):
+        return None
+    changed = {p for p in new if (old[p]["size"], old[p]["sha256"]) != (new[p]["size"], new[p]["sha256"])}
+    used_ok, used_failed = set(), set()
+    for shard in collect(RunPlan(root, previous)):
+        for row in shard.rows.values():
+            (used_ok if row["status"] == "ok" else used_failed).update([row["source"], *row["styles"]])
+    if not changed or changed & used_ok or not changed <= used_failed:
+        return None
+    updated = dict(previous)
+    updated["inputs"] = data["inputs"]
+    updated["inputs_hash"] = data["inputs_hash"]
+    updated["input_changes"] = previous.get("input_changes", []) + [
+        {"at": int(time.time()), "paths": sorted(changed)}]
+    updated["identity_hash"] = _hash({k: updated[k] for k in IDENTITY_FIELDS})
+    atomic_write_text(root / "run.json", json.dumps(updated, indent=1, sort_keys=True))
+    return updated
+
+
+def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False,
+             retry_failed: bool = False) -> RunPlan:
+    """Create run.json (exclusively), or check that the existing one is the same run.
+
+    With `retry_failed`, input files that only failed samples use may differ
+    from the recorded ones (the user fixed them); run.json records the change.
+    """
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise BadInput(f"--out {str(root)!r} exists and is not a directory")
@@ -197,9 +227,15 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False) -
     data = build_run_data(task, shard_size, previous)
     if previous is not None:
         diffs = _differences(previous, data)
+        if diffs == [d for d in diffs if d.startswith("inputs (")] and diffs and retry_failed:
+            updated = _accept_fixed_inputs(root, previous, data)
+            if updated is not None:
+                return RunPlan(root, updated)
         if diffs:
+            hint = (" (or --retry-failed if you fixed inputs of failed samples)"
+                    if all(d.startswith("inputs (") for d in diffs) and not retry_failed else "")
             raise RunMismatch(f"{str(root)!r} holds a different run: " + ", ".join(diffs)
-                              + "; use another --out, or --overwrite to discard the old run")
+                              + f"; use another --out, or --overwrite to discard the old run{hint}")
         return RunPlan(root, previous)
     root.mkdir(parents=True, exist_ok=True)
     for d in RUN_SUBDIRS:

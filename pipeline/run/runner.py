@@ -29,6 +29,7 @@ class RunOptions:
     retry_failed: bool = False
     lease_ttl: float = 600.0
     progress: bool = True
+    threads: int = 1              # torch threads per CPU worker process
 
 
 def _accelerator(device: str) -> str:
@@ -49,14 +50,17 @@ def execute(task: Task, opts: RunOptions) -> int:
     """Run (or resume) `task` into opts.out; returns the process exit status."""
     if opts.devices < 1:
         raise BadInput(f"--devices must be >= 1, got {opts.devices}")
+    if opts.threads < 1:
+        raise BadInput(f"--threads must be >= 1, got {opts.threads}")
     if opts.lease_ttl <= 0:
         raise BadInput(f"--lease-ttl must be > 0 seconds, got {opts.lease_ttl}")
     accelerator = _accelerator(opts.device)
-    plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite)
+    plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite,
+                    retry_failed=opts.retry_failed)
     from pipeline.run.lightning_runner import run_predict
 
     wopts = WorkerOptions(retry_failed=opts.retry_failed, lease_ttl=opts.lease_ttl, progress=opts.progress)
-    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator)
+    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, opts.threads)
     if stop_requested():
         print(f"nst: stopped ({stop_reason()}); finished samples are saved, rerun the same command to resume",
               file=sys.stderr)
@@ -64,9 +68,13 @@ def execute(task: Task, opts: RunOptions) -> int:
     summary = summarize(plan, opts.lease_ttl)
     if summary["complete"]:
         write_shardindex(plan)
+    code = EXIT_OK if summary["failed"] == 0 else EXIT_SAMPLES_FAILED
+    if not summary["complete"]:
+        code = EXIT_PREEMPTED  # another holder stopped mid-way; resume finishes it
     if rank == 0:
         atomic_write_text(plan.root / "summary.json", json.dumps(summary, indent=1))
         print(format_table(summary), file=sys.stderr)
-    if not summary["complete"]:
-        return EXIT_PREEMPTED  # another holder stopped mid-way; resume finishes it
-    return EXIT_OK if summary["failed"] == 0 else EXIT_SAMPLES_FAILED
+        if code == EXIT_SAMPLES_FAILED:
+            print(f"nst: {summary['failed']} of {summary['planned']} samples failed; see `nst status "
+                  f"{plan.root}`, rerun with --retry-failed to retry them", file=sys.stderr)
+    return code

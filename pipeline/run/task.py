@@ -20,6 +20,7 @@ sample's output does not depend on which worker ran it or in what order.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,5 +165,6 @@ def classify(exc: BaseException) -> str:
 
 def failed(sample: Sample, exc: BaseException) -> SampleResult:
     """A failed result for `sample` with the exception's class and one-line message."""
-    msg = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
+    msg = (str(exc).splitlines() or [type(exc).__name__])[0]
+    msg = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", msg)[:500]  # stable, groupable messages
     return SampleResult(sample.key, classify(exc), {}, {}, f"{type(exc).__name__}: {msg}")

@@ -1,0 +1,154 @@
+"""End-to-end `nst stylize` with the real VGG16 on tiny images, as real processes.
+
+One 2-worker run (DDP over gloo, 2 CPU processes) with a corrupt input among good
+ones is shared by several checks: exit status, failed row, verify, status --json,
+determinism against a 1-worker run, refusal of changed settings, tamper detection.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from dataset_util import TINY, manifest_rows, nst, picture, tar_samples
+from pipeline.errors import EXIT_OK, EXIT_RUN_MISMATCH, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    data = root / "data"
+    for i in range(3):
+        picture(data / f"a{i}.png", (40 - 4 * i, 32), seed=i)
+    for i in range(2):
+        picture(data / "sub" / f"b{i}.PNG", (32, 36), seed=10 + i)  # nested, upper-case extension
+    (data / "sub" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    (data / "notes.txt").write_text("not an image")
+    style = picture(root / "style.png", (32, 32), seed=99)
+    return root, data, style
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(dataset):
+    root, data, style = dataset
+    out = root / "run2"
+    r = nst("stylize", data, "--style", style, "--out", out, "--devices", "2", "--shard-size", "2", *TINY)
+    return out, r
+
+
+def test_two_workers_corrupt_input_is_one_failed_row(dataset, two_worker_run):
+    root, data, _ = dataset
+    out, r = two_worker_run
+    assert r.returncode == EXIT_SAMPLES_FAILED, r.stderr[-3000:]
+    rows = manifest_rows(out)
+    assert len(rows) == 6 and sorted(r["index"] for r in rows) == list(range(6))
+    failed = [r for r in rows if r["status"] != "ok"]
+    assert len(failed) == 1 and failed[0]["status"] == "failed_decode"
+    assert failed[0]["source"].endswith("broken.jpg") and "broken.jpg" in failed[0]["error"]
+    assert "1 of 6 samples failed" in r.stderr
+    # both ranks worked, each sample was done exactly once
+    assert {row["worker"]["rank"] for row in rows} == {0, 1}
+    samples = tar_samples(out)
+    ok_keys = sorted(r["key"] for r in rows if r["status"] == "ok")
+    assert sorted(samples) == ok_keys
+    for key, members in samples.items():
+        assert set(members) == {"png", "json"}
+        assert Image.open(io.BytesIO(members["png"])).size[0] > 0
+        meta = json.loads(members["json"])
+        assert meta["key"] == key and meta["iterations"] > 0 and meta["params"]["size"] == 32
+    # plan order: sorted relative paths, recursive, extensions case-insensitive
+    plan = json.loads((out / "run.json").read_text())
+    assert [s["source"].split("/data/")[1] for s in plan["samples"]] == [
+        "a0.png", "a1.png", "a2.png", "sub/b0.PNG", "sub/b1.PNG", "sub/broken.jpg"]
+    assert not list((out / "leases").iterdir()) and not list((out / "work").glob("*.journal"))
+
+
+def test_verify_and_status_on_finished_run(two_worker_run):
+    out, _ = two_worker_run
+    v = nst("verify", out)
+    assert v.returncode == EXIT_OK, v.stderr
+    s = nst("status", out, "--json")
+    assert s.returncode == 0
+    st = json.loads(s.stdout)
+    assert (st["planned"], st["ok"], st["failed"], st["pending"]) == (6, 5, 1, 0)
+    assert (st["shards_done"], st["shards_total"]) == (3, 3)
+    assert "images_per_hour" in st and st["eta_seconds"] == 0.0
+    assert st["top_errors"][0]["count"] == 1 and "failed_decode" in st["top_errors"][0]["error"]
+    index = json.loads((out / "shardindex.json").read_text())
+    assert index["__kind__"] == "wids-shard-index-v1" and index["wids_version"] == 1
+    assert sum(e["nsamples"] for e in index["shardlist"]) == 5
+    human = nst("status", out)
+    assert "6 planned" in human.stdout and "5 ok" in human.stdout
+
+
+def test_one_worker_gives_byte_identical_images(dataset, two_worker_run):
+    root, data, style = dataset
+    out2, _ = two_worker_run
+    out1 = root / "run1"
+    r = nst("stylize", data, "--style", style, "--out", out1, "--devices", "1", "--shard-size", "4", *TINY)
+    assert r.returncode == EXIT_SAMPLES_FAILED, r.stderr[-3000:]
+    one, two = tar_samples(out1), tar_samples(out2)
+    assert sorted(one) == sorted(two) and len(one) == 5
+    for key in one:
+        assert one[key]["png"] == two[key]["png"], f"{key} differs between 1 and 2 workers"
+
+
+def test_changed_settings_are_refused(dataset, two_worker_run):
+    root, data, style = dataset
+    out, _ = two_worker_run
+    before = (out / "run.json").read_bytes()
+    r = nst("stylize", data, "--style", style, "--out", out, "--devices", "1", "--shard-size", "2",
+            *TINY[:2], "--iterations", "7", "--no-progress")
+    assert r.returncode == EXIT_RUN_MISMATCH
+    assert "iterations: 6 -> 7" in r.stderr and "--overwrite" in r.stderr
+    r = nst("stylize", data, "--style", style, "--out", out, "--shard-size", "3", *TINY)
+    assert r.returncode == EXIT_RUN_MISMATCH and "shard_size: 2 -> 3" in r.stderr
+    assert (out / "run.json").read_bytes() == before
+    # identical settings on another device count resume (nothing left to do but the failed sample)
+    r = nst("stylize", data, "--style", style, "--out", out, "--devices", "1", "--shard-size", "2", *TINY)
+    assert r.returncode == EXIT_SAMPLES_FAILED and (out / "run.json").read_bytes() == before
+
+
+def test_verify_names_a_tampered_shard(two_worker_run, tmp_path):
+    out, _ = two_worker_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    tar = sorted((copy / "shards").glob("*.tar"))[1]
+    data = bytearray(tar.read_bytes())
+    data[600] ^= 0xFF  # inside the first member's data: the tar still opens
+    tar.write_bytes(bytes(data))
+    (copy / "commits" / "stylized-000002.json").unlink()
+    r = nst("verify", copy)
+    assert r.returncode == EXIT_VERIFY_FAILED
+    assert f"{tar.stem}: {tar.name} sha256" in r.stderr
+    assert "stylized-000002: no commit record" in r.stderr
+
+
+def test_retry_failed_reprocesses_only_the_failed_sample(tmp_path):
+    data = tmp_path / "data"
+    for i in range(2):
+        picture(data / f"c{i}.png", seed=i)
+    broken = data / "c2.png"
+    broken.write_bytes(b"\x89PNG truncated")
+    style = picture(tmp_path / "s.png", seed=5)
+    out = tmp_path / "run"
+    r = nst("stylize", data, "--style", style, "--out", out, *TINY)
+    assert r.returncode == EXIT_SAMPLES_FAILED
+    before = {row["key"]: row for row in manifest_rows(out)}
+    assert before["00000002"]["status"] == "failed_decode"
+    picture(broken, seed=2)  # the user repairs the file
+    r = nst("stylize", data, "--style", style, "--out", out, *TINY)
+    assert r.returncode == EXIT_RUN_MISMATCH and "--retry-failed" in r.stderr
+    r = nst("stylize", data, "--style", style, "--out", out, "--retry-failed", *TINY)
+    assert r.returncode == EXIT_OK, r.stderr[-3000:]
+    after = {row["key"]: row for row in manifest_rows(out)}
+    assert after["00000002"]["status"] == "ok" and after["00000002"]["attempt"] == 2
+    for key in ("00000000", "00000001"):
+        assert after[key] == before[key]  # untouched
+    assert sorted(tar_samples(out)) == ["00000000", "00000001", "00000002"]
+    assert nst("verify", out).returncode == EXIT_OK
+    assert json.loads((out / "run.json").read_text())["input_changes"][0]["paths"] == [str(broken)]
