@@ -89,7 +89,10 @@ def make_trainer(devices: int, accelerator: str, root):
         strategy = DDPStrategy(process_group_backend="nccl" if accelerator == "gpu" else "gloo",
                                timeout=timedelta(days=7))
     root = os.fspath(root)
-    return pl.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, plugins=plugins,
+    # set by `nst slurm-worker` from the submitted --nodes; Lightning checks it against SLURM_NNODES
+    num_nodes = int(os.environ.get("NST_NUM_NODES", "1"))
+    return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
+                      plugins=plugins,
                       inference_mode=False, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
                       default_root_dir=os.path.join(root, "work", "lightning"))
