@@ -1,0 +1,164 @@
+"""`nst texture`, `nst invert`, `nst dream`, `nst visualize`: the sister methods over datasets.
+
+Each builds its config (preset < options < --set) and Task, and hands it to the
+same runner as `nst stylize` (plan, shards, leases, resume, summary).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.commands.app import app, fail
+from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, NSTError
+
+OUT = typer.Option(..., "--out", "-o", help="Run directory (created; resumed if it exists)")
+SET = typer.Option([], "--set", help="Override any config key: key=value")
+SIZE = typer.Option(None, help="Longest side of the input (texture: of the source) in pixels")
+ITERATIONS = typer.Option(None, help="Loss-and-gradient evaluations (dream: per octave)")
+SEED = typer.Option(None, help="Run seed (per-sample seeds derive from it)")
+DEVICES = typer.Option(1, help="Worker processes / devices (DDP on GPUs, gloo on CPU)")
+DEVICE = typer.Option("auto", help="cpu, cuda or auto")
+SHARD_SIZE = typer.Option(1000, help="Samples per tar shard")
+RETRY = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples")
+OVERWRITE = typer.Option(False, "--overwrite", help="Discard an existing run in --out")
+LEASE_TTL = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over")
+PROGRESS = typer.Option(True, help="Show per-worker progress bars")
+DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column")
+
+
+def _config(cls, preset: str, size, iterations, seed, sets, **extra):
+    from pipeline.config import build_config
+
+    return build_config(cls, preset=preset, sets=sets,
+                        overrides={"size": size, "iterations": iterations, "seed": seed, **extra})
+
+
+def _run(task, out: Path, devices: int, device: str, shard_size: int, retry_failed: bool, overwrite: bool,
+         lease_ttl: float, progress: bool) -> int:
+    from pipeline.run.runner import RunOptions, execute
+
+    return execute(task, RunOptions(out=out, shard_size=shard_size, devices=devices, device=device,
+                                    overwrite=overwrite, retry_failed=retry_failed, lease_ttl=lease_ttl,
+                                    progress=progress))
+
+
+def _finish(code: int, out: Path) -> None:
+    if code == EXIT_SAMPLES_FAILED:
+        typer.echo(f"nst: some samples failed; see `nst status {out}`, rerun with --retry-failed to retry them",
+                   err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def texture(
+    style: List[Path] = typer.Option(..., "--style", "-s", help="Texture source image or directory (repeatable)"),
+    count: Optional[int] = typer.Option(None, help="Textures per source, each with its own seed"),
+    out: Path = OUT,
+    config: str = typer.Option("texture", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS,
+):
+    """Texture synthesis (Gatys et al. 2015): new images with the Gram statistics of each source."""
+    from pipeline.io.reader import read_styles
+    from pipeline.tasks.texture import TextureConfig
+    from pipeline.tasks.texture_task import TextureTask
+
+    try:
+        cfg = _config(TextureConfig, config, size, iterations, seed, set_, count=count)
+        task = TextureTask(cfg, read_styles(style))
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+    except NSTError as exc:
+        fail(exc)
+    _finish(code, out)
+
+
+@app.command()
+def invert(
+    data: Path = DATA, out: Path = OUT,
+    config: str = typer.Option("invert", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS,
+):
+    """Reconstruct each image from each chosen layer (Mahendran & Vedaldi 2014), plus a comparison sheet."""
+    from pipeline.io.reader import read_data
+    from pipeline.tasks.invert import InvertConfig
+    from pipeline.tasks.invert_task import InvertTask
+
+    try:
+        cfg = _config(InvertConfig, config, size, iterations, seed, set_)
+        task = InvertTask(cfg, read_data(data))
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+    except NSTError as exc:
+        fail(exc)
+    _finish(code, out)
+
+
+@app.command()
+def dream(
+    data: Path = DATA, out: Path = OUT,
+    octaves: Optional[int] = typer.Option(None, help="Octaves of the image pyramid"),
+    octave_scale: Optional[float] = typer.Option(None, help="Size ratio between octaves (> 1)"),
+    zoom_frames: Optional[int] = typer.Option(None, help="Extra frames, each zooming into the last"),
+    layer: Optional[str] = typer.Option(None, help="Layer to amplify (e.g. block4_conv2)"),
+    channel: Optional[int] = typer.Option(None, help="Only this channel of the layer"),
+    config: str = typer.Option("dream", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS,
+):
+    """DeepDream: gradient ascent on a layer's mean squared activation, with jitter and octaves."""
+    from pipeline.io.reader import read_data
+    from pipeline.tasks.dream import DreamConfig
+    from pipeline.tasks.dream_task import DreamTask
+
+    try:
+        cfg = _config(DreamConfig, config, size, iterations, seed, set_, octaves=octaves,
+                      octave_scale=octave_scale, zoom_frames=zoom_frames, dream_layer=layer, channel=channel)
+        task = DreamTask(cfg, read_data(data))
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+    except NSTError as exc:
+        fail(exc)
+    _finish(code, out)
+
+
+@app.command()
+def visualize(
+    data: Path = DATA, out: Path = OUT,
+    config: str = typer.Option("visualize", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS,
+):
+    """Zeiler & Fergus: each filter's top-9 over DATA, projected to pixels with a deconvnet, as grids.
+
+    Rerun the same command to redraw the grids from the recorded top-9 (no new pass);
+    grid_filters and cell may change between runs.
+    """
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from pipeline.commands.app import pick_device
+    from pipeline.io.reader import read_data
+    from pipeline.tasks.visualize import VisualizeConfig
+    from pipeline.tasks.visualize_task import VisualizeTask, reduce_and_draw
+
+    try:
+        cfg = _config(VisualizeConfig, config, size, iterations, seed, set_)
+        task = VisualizeTask(cfg, read_data(data))
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+        if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
+            written = reduce_and_draw(out, cfg, pick_device("cuda" if device.startswith("cuda") else device),
+                                      show_progress=progress)
+            typer.echo(f"nst visualize: {out / 'visualize' / 'topk.json'}, "
+                       + ", ".join(str(p) for p in written), err=True)
+    except NSTError as exc:
+        fail(exc)
+    _finish(code, out)

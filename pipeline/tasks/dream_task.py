@@ -1,0 +1,42 @@
+"""The dataset Task for `nst dream`: the dream, and with zoom_frames the frames plus an animation."""
+
+from __future__ import annotations
+
+from pipeline.io.images import encode_image, to_pil, to_tensor
+from pipeline.run.task import Planned, Sample
+from pipeline.tasks.dream import DreamConfig, dream_frames, encode_animation
+from pipeline.tasks.method_task import MethodTask, check_pixels
+
+
+class DreamTask(MethodTask):
+    """Members: {fmt} (the dream), frame{i:04d}.{fmt} and gif/webp when zoom_frames > 0, json."""
+
+    name = "dream"
+    shard_prefix = "dream"
+
+    def __init__(self, cfg: DreamConfig, rows):
+        super().__init__(cfg)
+        self.rows = rows
+
+    def plan(self) -> list[Planned]:
+        return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
+
+    def produce(self, sample: Sample):
+        fmt = self.cfg.output_format
+        original = self.sized(sample.source)
+        objective: list[float] = []
+        frames = dream_frames(self.backbone, self.cfg, to_tensor(original), sample.seed,
+                              on_log=lambda done, total, rows: objective.append(rows[0]["total"]))
+        images = []
+        for f in frames:
+            check_pixels(f)
+            images.append(to_pil(f))
+        members = {fmt: encode_image(images[0], fmt)}
+        if self.cfg.zoom_frames:
+            for i, img in enumerate(images):
+                members[f"frame{i:04d}.{fmt}"] = encode_image(img, fmt)
+            members[self.cfg.animation_format] = encode_animation(images, self.cfg.animation_format,
+                                                                  self.cfg.frame_ms)
+        meta = {"objective_first": objective[0], "objective_last": objective[-1],
+                "iterations": len(objective), "frames": len(images), "size": list(images[0].size)}
+        return members, meta

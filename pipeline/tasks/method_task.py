@@ -1,0 +1,96 @@
+"""What the four sister-method Tasks share: backbone setup, identity, input sizing, records.
+
+Each method's Task (texture, invert, dream, visualize) only says how one
+sample becomes tar members; the runner does plans, shards, leases and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import torch
+from PIL import Image
+
+from pipeline.config import StyleConfig
+from pipeline.io.images import load_image, resize, target_size
+from pipeline.run.task import NonFiniteResult, Sample, SampleResult, Task, failed
+
+
+class MethodTask(Task):
+    """Base: subclasses set name/shard_prefix and implement plan() and produce(sample)."""
+
+    # config keys that change only how results are drawn, not what a sample produces
+    presentation_keys: tuple[str, ...] = ()
+
+    def __init__(self, cfg: StyleConfig):
+        self.cfg = cfg
+        self.batch_size = 1
+        self.backbone = None
+        self.device = "cpu"
+
+    def identity(self) -> dict:
+        d = {k: v for k, v in self.cfg.to_dict().items() if k not in self.presentation_keys}
+        return {"method": self.name, **d}
+
+    def seed(self) -> int:
+        return int(self.cfg.seed)
+
+    def weights_digest(self) -> str:
+        from pipeline.models.weights import load_backbone_state
+
+        return load_backbone_state(self.cfg.network, self.cfg.weights)[1]["state_digest"]
+
+    def setup(self, device: str) -> None:
+        from pipeline.models.vgg import Backbone
+
+        self.device = device
+        self.backbone = Backbone(self.cfg.network, self.cfg.pooling, self.cfg.weights, device)
+
+    def sized(self, path: str) -> Image.Image:
+        """The input decoded and resized (longest side cfg.size) exactly as the method sees it."""
+        img = load_image(path)
+        return resize(img, target_size(img.width, img.height, self.cfg.size, self.cfg.upscale,
+                                       self.cfg.size_multiple))
+
+    def process(self, samples: list[Sample]) -> list[SampleResult]:
+        return [self._one(s) for s in samples]
+
+    def produce(self, sample: Sample) -> tuple[dict[str, bytes], dict]:
+        """(members without "json", meta for the manifest) for one sample; raise on failure."""
+        raise NotImplementedError
+
+    def _one(self, sample: Sample) -> SampleResult:
+        start = time.perf_counter()
+        try:
+            torch.manual_seed(sample.seed % (1 << 63))
+            members, meta = self.produce(sample)
+            if not _finite(meta):
+                raise NonFiniteResult(f"non-finite value in the result: {json.dumps(meta)[:200]}")
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the run goes on
+            return failed(sample, exc)
+        meta["seconds"] = round(time.perf_counter() - start, 3)
+        record = {"key": sample.key, "index": sample.index, "source": sample.source,
+                  "styles": list(sample.styles), "seed": sample.seed, "method": self.name,
+                  "params": self.cfg.to_dict(), "device": self.device,
+                  "weights_digest": self.backbone.weights_digest, **sample.extra, **meta}
+        members = dict(members)
+        members["json"] = json.dumps(record, sort_keys=True).encode()
+        return SampleResult(sample.key, "ok", members, meta)
+
+
+def _finite(obj) -> bool:
+    """True if every float inside a nested meta dict/list is finite."""
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, dict):
+        return all(_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(_finite(v) for v in obj)
+    return True
+
+
+def check_pixels(pixels: torch.Tensor) -> None:
+    if not torch.isfinite(pixels).all():
+        raise NonFiniteResult("non-finite pixels in the result")
