@@ -298,7 +298,7 @@ class ShardWriter:
         counts: dict[str, int] = {}
         for k in planned_keys:
             counts[rows[k]["status"]] = counts.get(rows[k]["status"], 0) + 1
-        n_members = sum(len(r.get("outputs", {})) for r in rows.values() if r["status"] == "ok")
+        n_members = len(tar_members(self.paths.tar))
         record = {
             "shard": self.paths.name,
             "tar": {"path": f"shards/{self.paths.tar.name}", "sha256": sha, "md5": md5, "size": size,
