@@ -152,3 +152,30 @@ def test_retry_failed_reprocesses_only_the_failed_sample(tmp_path):
     assert sorted(tar_samples(out)) == ["00000000", "00000001", "00000002"]
     assert nst("verify", out).returncode == EXIT_OK
     assert json.loads((out / "run.json").read_text())["input_changes"][0]["paths"] == [str(broken)]
+
+
+def test_readme_webdataset_snippet_runs(two_worker_run):
+    """The reading snippet in docs/dataset.md, run as written against a finished run."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, _ = two_worker_run
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "dataset.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    assert 'OUT = "runs/stylize"' in snippet
+    code = snippet.replace('OUT = "runs/stylize"', f"OUT = {str(out)!r}")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("00000000 (")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_shardindex_opens_with_wids(two_worker_run):
+    wids = pytest.importorskip("wids")
+    out, _ = two_worker_run
+    ds = wids.ShardListDataset(str(out / "shardindex.json"), cache_dir=str(out.parent / "wids-cache"))
+    assert len(ds) == 5
+    assert ds[0]["__key__"] == "00000000" and ds[4]["__key__"] == "00000004"
