@@ -1,0 +1,399 @@
+"""The benchmark itself: one fixed workload, the reference path and the production path.
+
+Reference: one image at a time, fp32, NCHW, `torch.optim.LBFGS` (strong-Wolfe, the
+engine's 'torch_lbfgs'), the whole VGG16 forward through block5_pool.
+Production: the engine as the pipeline runs it: `render` with the per-sample
+batched L-BFGS, the network stopped at the deepest layer a loss reads, a batch of
+B images per forward/backward, bf16 autocast + channels_last where selected,
+no host synchronisation inside the loop except at the progress interval.
+Both paths optimise the same objective (the default StyleConfig) from the same
+seeded noise; final losses are re-evaluated for both in fp32.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.bench.flops import deepest, flops_per_evaluation
+from pipeline.config import StyleConfig
+from pipeline.engine.loop import evaluate, render
+from pipeline.engine.objectives import gram
+from pipeline.engine.optim import make_optimizer
+from pipeline.engine.precision import resolve_precision
+from pipeline.models.layers import layer_sequence
+from pipeline.models.preprocess import Preprocess
+from pipeline.models.vgg import VGGFeatures
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CONTENTS = ["astronaut.jpg", "coffee.jpg", "rocket.jpg"]
+STYLE = "great_wave_of_kanagawa.jpg"
+FULL_NET_LAYER = "block5_pool"
+
+
+@dataclass
+class BenchOptions:
+    device: str = "cpu"
+    size: int = 128
+    iterations: int = 50
+    batch_sizes: list[int] = field(default_factory=lambda: [4])
+    precisions: list[str] = field(default_factory=lambda: ["auto"])
+    reference_images: int | None = None     # default: the largest batch size
+    random_weights: bool = False
+    weights_file: str | None = None
+    memory_sizes: list[int] = field(default_factory=list)
+    coarse_to_fine: bool = False
+    adam_row: bool = False
+    history: int = 100
+    command: str = ""
+
+
+# ------------------------------------------------------------------ setup
+
+def load_network(opts: BenchOptions, device: torch.device) -> tuple[VGGFeatures, Preprocess, str]:
+    """The Keras VGG16 (cache, or a state-dict file), or same-shape random weights for timing only."""
+    pre = Preprocess("caffe")
+    if opts.random_weights:
+        gen = torch.Generator().manual_seed(0)
+        state = {}
+        cin = 3
+        for kind, name in layer_sequence("vgg16"):
+            if kind == "conv":
+                cout = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}[int(name[5])]
+                std = (2.0 / (cin * 9)) ** 0.5
+                state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * std
+                state[f"{name}.bias"] = torch.zeros(cout)
+                cin = cout
+        label = "random (same shapes; timing only)"
+    elif opts.weights_file:
+        state = {k: v.float() for k, v in torch.load(opts.weights_file, map_location="cpu",
+                                                      weights_only=True).items()}
+        label = f"Keras VGG16 from {Path(opts.weights_file).name}"
+    else:
+        from pipeline.models.weights import load_backbone_state
+
+        state, _ = load_backbone_state("vgg16")
+        label = "Keras VGG16 (ImageNet)"
+    return VGGFeatures("vgg16", state, "max").to(device), pre, label
+
+
+def _square(path: Path, size: int) -> torch.Tensor:
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB")
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
+    return torch.from_numpy(__import__("numpy").asarray(img, dtype="float32")).permute(2, 0, 1)[None]
+
+
+class Workload:
+    """n contents (the example photos, cycled) with one style, all size×size; per-sample seeds."""
+
+    def __init__(self, net, pre, cfg: StyleConfig, n: int, size: int, device):
+        self.net, self.pre, self.cfg, self.size, self.device = net, pre, cfg, size, device
+        contents = [_square(ROOT / "examples" / "content" / CONTENTS[i % len(CONTENTS)], size) for i in range(n)]
+        self.content_net = pre.to_net(torch.cat(contents).to(device))
+        style_net = pre.to_net(_square(ROOT / "examples" / "style" / STYLE, size).to(device))
+        with torch.no_grad():
+            acts = net(style_net, cfg.style_layers)
+            self.grams = {layer: gram(acts[layer]) for layer in cfg.style_layers}
+            self.content_acts = net(self.content_net, [cfg.content_layer])[cfg.content_layer].float()
+        self.noise = torch.cat([pre.noise((1, 3, size, size), torch.Generator().manual_seed(i))
+                                for i in range(n)]).to(device)
+
+    def objective(self, lo: int, hi: int):
+        from pipeline.tasks.stylize import build_objective
+
+        return build_objective(self.cfg, self.content_acts[lo:hi], self.grams)
+
+    def final_losses(self, x: torch.Tensor, lo: int) -> list[float]:
+        """Total loss per sample at x, evaluated in fp32 on the same objective for both paths."""
+        parts = evaluate(self.net, self.objective(lo, lo + x.shape[0]), x, "fp32")
+        return [float(v) for v in sum(parts.values()).cpu()]
+
+
+# --------------------------------------------------------------- measuring
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device):
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # resets VmHWM (Linux >= 4.0) so the peak is this path's
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def _peak_mib(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def matmul_tflops(device: torch.device, dtype=torch.bfloat16) -> float:
+    """Measured dense matmul rate on this device (the ceiling the targets refer to)."""
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while True:
+        for _ in range(10):
+            a @ b
+        reps += 10
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        if elapsed > 1.0:
+            return 2 * n ** 3 * reps / elapsed / 1e12
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
+# ------------------------------------------------------------------ paths
+
+def reference_path(work: Workload, n: int, iterations: int, history: int, progress) -> dict:
+    """One image at a time, fp32, NCHW, torch.optim.LBFGS, whole VGG16 forward."""
+    net, dev = work.net, work.device
+    layers = None
+    outs = []
+    evals_total = 0
+    _reset_peak(dev)
+    _sync(dev)
+    start = time.perf_counter()
+    for i in range(n):
+        objective = work.objective(i, i + 1)
+        layers = list(objective.layers) + [FULL_NET_LAYER]
+        x = work.noise[i:i + 1].clone().requires_grad_(True)
+        opt = make_optimizer("torch_lbfgs", x, lr=work.cfg.learning_rate, history=history)
+        evals = 0
+
+        def closure():
+            nonlocal evals
+            evals += 1
+            opt.zero_grad()
+            loss = objective(net(x, layers), x).sum()
+            loss.backward()
+            return loss
+
+        while evals < iterations:
+            opt.step(closure)
+        evals_total += evals
+        outs.append(x.detach())
+        progress(f"reference image {i + 1}/{n}: {evals} evaluations")
+    _sync(dev)
+    seconds = time.perf_counter() - start
+    x = torch.cat(outs)
+    return dict(path="reference", precision="fp32", batch=1, images=n, evaluations=evals_total,
+                seconds=seconds, peak_mib=_peak_mib(dev), losses=work.final_losses(x, 0),
+                forward_to=FULL_NET_LAYER, backward_to=deepest(net, objective.layers))
+
+
+def production_path(work: Workload, batch: int, precision: str, iterations: int, history: int,
+                    progress, x0: torch.Tensor | None = None, with_losses: bool = True,
+                    optimizer: str = "lbfgs") -> tuple[dict, torch.Tensor]:
+    """The engine's render: batched per-sample L-BFGS, truncated net, chosen precision."""
+    dev = work.device
+    objective = work.objective(0, batch)
+    x0 = work.noise[:batch] if x0 is None else x0
+    every = max(1, iterations // 5)
+
+    def on_log(i, total, rows):
+        progress(f"production {precision} batch {batch}: {i}/{total} evaluations")
+
+    _reset_peak(dev)
+    _sync(dev)
+    start = time.perf_counter()
+    result = render(work.net, objective, x0, iterations, optimizer=optimizer, lr=work.cfg.learning_rate,
+                    history=history, precision=precision, log_every=every, on_log=on_log,
+                    max_step=work.cfg.lbfgs_max_step * work.pre.unit)
+    _sync(dev)
+    seconds = time.perf_counter() - start
+    peak = _peak_mib(dev)
+    losses = work.final_losses(result.x, 0) if with_losses else []
+    return dict(path="production" if optimizer == "lbfgs" else f"production ({optimizer})", precision=precision, batch=batch, images=batch,
+                evaluations=result.evaluations * batch, seconds=seconds, peak_mib=peak, losses=losses,
+                forward_to=deepest(work.net, objective.layers),
+                backward_to=deepest(work.net, objective.layers)), result.x
+
+
+def coarse_to_fine_path(work: Workload, half: Workload, batch: int, precision: str, iterations: int,
+                        history: int, progress) -> dict:
+    """Half the evaluations at half size, then the rest at full size from the upsampled result."""
+    coarse_iters = iterations // 2
+    fine_iters = iterations - coarse_iters
+    dev = work.device
+    _sync(dev)
+    start = time.perf_counter()
+    row_c, xc = production_path(half, batch, precision, coarse_iters, history, progress, with_losses=False)
+    x0 = F.interpolate(xc, size=(work.size, work.size), mode="bilinear", align_corners=False)
+    row_f, xf = production_path(work, batch, precision, fine_iters, history, progress, x0=x0, with_losses=False)
+    _sync(dev)
+    seconds = time.perf_counter() - start
+    flops = (flops_per_evaluation(work.net, row_c["forward_to"], row_c["backward_to"], half.size, half.size)
+             * coarse_iters + flops_per_evaluation(work.net, row_f["forward_to"], row_f["backward_to"],
+                                                   work.size, work.size) * fine_iters) / iterations
+    row = dict(row_f, path="coarse-to-fine", evaluations=iterations * batch, seconds=seconds,
+               peak_mib=max(row_c["peak_mib"], row_f["peak_mib"]), losses=work.final_losses(xf, 0),
+               flops_per_eval=int(flops))
+    return row
+
+
+def memory_rows(net, pre, cfg, sizes: list[int], precision: str, history: int, device, progress) -> list[dict]:
+    """Peak memory of the production path for one image at each size (3 evaluations each)."""
+    rows = []
+    for size in sizes:
+        try:
+            work = Workload(net, pre, cfg, 1, size, device)
+            row, _ = production_path(work, 1, precision, 3, history, progress, with_losses=False)
+            rows.append(dict(size=size, peak_mib=row["peak_mib"], status="ok"))
+        except torch.OutOfMemoryError:
+            rows.append(dict(size=size, peak_mib=None, status="out of memory"))
+        finally:
+            work = None
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        progress(f"memory at {size}px: {rows[-1]['status']}")
+    ok = [r for r in rows if r["status"] == "ok"]
+    if device.type == "cuda" and len(ok) >= 2:
+        (s1, m1), (s2, m2) = [(r["size"], r["peak_mib"]) for r in ok[-2:]]
+        per_px = (m2 - m1) / (s2 * s2 - s1 * s1)
+        base = m1 - per_px * s1 * s1
+        total = torch.cuda.get_device_properties(device).total_memory / 2**20
+        guess = int(((0.92 * total - base) / per_px) ** 0.5) // 64 * 64
+        for size in (guess, guess - 256):
+            try:
+                work = Workload(net, pre, cfg, 1, size, device)
+                row, _ = production_path(work, 1, precision, 3, history, progress, with_losses=False)
+                rows.append(dict(size=size, peak_mib=row["peak_mib"], status="largest tried that fits"))
+                break
+            except torch.OutOfMemoryError:
+                rows.append(dict(size=size, peak_mib=None, status="out of memory"))
+            finally:
+                work = None
+                torch.cuda.empty_cache()
+    return rows
+
+
+# --------------------------------------------------------------- the run
+
+def _finish(row: dict, net, size: int, matmul: float) -> dict:
+    if "flops_per_eval" not in row:
+        row["flops_per_eval"] = flops_per_evaluation(net, row["forward_to"], row["backward_to"], size, size)
+    row["seconds_per_image"] = row["seconds"] / row["images"]
+    row["images_per_hour"] = 3600.0 / row["seconds_per_image"]
+    row["evals_per_second"] = row["evaluations"] / row["seconds"]
+    row["tflops"] = row["flops_per_eval"] * row["evals_per_second"] / 1e12
+    row["matmul_fraction"] = row["tflops"] / matmul if matmul else None
+    row["peak_mib_per_image"] = row["peak_mib"] / row["images"]
+    return row
+
+
+def _ratios(rows: list[dict]) -> None:
+    ref = rows[0]
+    for row in rows[1:]:
+        common = min(len(ref["losses"]), len(row["losses"]))
+        ratios = [row["losses"][i] / ref["losses"][i] for i in range(common)]
+        row["time_ratio"] = row["seconds_per_image"] / ref["seconds_per_image"]
+        row["speedup"] = 1.0 / row["time_ratio"]
+        row["loss_ratio_mean"] = sum(ratios) / len(ratios) if ratios else None
+        row["loss_ratio_worst"] = max(ratios, key=lambda r: abs(r - 1.0)) if ratios else None
+
+
+def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
+    """Run everything `opts` asks for; return the result record (what report.py renders).
+
+    checkpoint(record) is called after every measured row, so a run cut short
+    (a time limit on a lent GPU) still leaves what it measured.
+    """
+    device = torch.device(opts.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    net, pre, weights_label = load_network(opts, device)
+    cfg = StyleConfig(size=opts.size, iterations=opts.iterations, lbfgs_history=opts.history).validate()
+    n_ref = opts.reference_images or max(opts.batch_sizes)
+    n_max = max([n_ref, *opts.batch_sizes])
+    work = Workload(net, pre, cfg, n_max, opts.size, device)
+    precisions = list(dict.fromkeys(resolve_precision(p, device) for p in opts.precisions))
+    progress(f"bench: {device_name(device)}, torch {torch.__version__}, {opts.size}px, "
+             f"{opts.iterations} evaluations, weights: {weights_label}")
+    matmul = matmul_tflops(device)
+    progress(f"measured bf16 matmul rate: {matmul:.2f} TFLOP/s")
+    rows: list[dict] = []
+    record = dict(
+        options=asdict(opts), device=device_name(device), device_type=device.type, torch=torch.__version__,
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        host_cpus=os.cpu_count(), weights=weights_label, matmul_bf16_tflops=matmul, rows=rows, memory=[],
+        errors=[],
+    )
+
+    def add(row: dict) -> None:
+        rows.append(_finish(row, net, opts.size, matmul))
+        _ratios(rows)
+        if checkpoint:
+            checkpoint(record)
+
+    # Warm-up (allocator, cuDNN autotuning, first-call overheads) outside the timings.
+    reference_path(work, 1, 3, opts.history, lambda *_: None)
+    add(reference_path(work, n_ref, opts.iterations, opts.history, progress))
+    for p in precisions:
+        for b in opts.batch_sizes:
+            production_path(work, b, p, 3, opts.history, lambda *_: None, with_losses=False)
+            add(production_path(work, b, p, opts.iterations, opts.history, progress)[0])
+    p, b = precisions[-1], max(opts.batch_sizes)
+    extras = []
+    if opts.adam_row:
+        # Same batch with Adam (a few elementwise passes, no history): how much of the
+        # production time is the L-BFGS history rather than the network.
+        extras.append(("adam", lambda: add(production_path(work, b, p, opts.iterations, opts.history, progress,
+                                                           optimizer="adam")[0])))
+    if opts.coarse_to_fine:
+        def c2f():
+            half = Workload(net, pre, cfg, n_max, opts.size // 2, device)
+            production_path(half, b, p, 3, opts.history, lambda *_: None, with_losses=False)
+            add(coarse_to_fine_path(work, half, b, p, opts.iterations, opts.history, progress))
+        extras.append(("coarse-to-fine", c2f))
+    if opts.memory_sizes:
+        def mem():
+            record["memory"] = memory_rows(net, pre, cfg, opts.memory_sizes, p, opts.history, device, progress)
+            if checkpoint:
+                checkpoint(record)
+        extras.append(("memory", mem))
+    for name, fn in extras:
+        try:
+            fn()
+        except Exception as exc:  # an optional measurement must not lose the main table
+            record["errors"].append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
+            progress(f"{name} failed: {record['errors'][-1]}")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return record

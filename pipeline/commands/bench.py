@@ -1,0 +1,40 @@
+"""`nst bench`: reference vs production on a fixed workload; prints the table, writes BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Optional
+
+import typer
+
+from pipeline.commands.app import app, fail
+from pipeline.errors import NSTError
+
+
+@app.command()
+def bench(
+    device: str = typer.Option("cpu", help="cpu or cuda"),
+    size: int = typer.Option(128, help="Image side in pixels (square)"),
+    iterations: int = typer.Option(50, help="Loss-and-gradient evaluations per image"),
+    batch_size: str = typer.Option("4", help="Production batch size, or a comma list (1,4,8)"),
+    precision: str = typer.Option("auto", help="fp32, bf16 or auto, or a comma list (fp32,bf16)"),
+    reference_images: Optional[int] = typer.Option(None, help="Images for the reference path (default: largest batch)"),
+    random_weights: bool = typer.Option(False, help="Same-shape random weights: timing only"),
+    weights_file: Optional[str] = typer.Option(None, help="A VGG16 state-dict file (e.g. an fp16 copy)"),
+    memory_sizes: Optional[str] = typer.Option(None, help="Also measure one-image peak memory at these sizes"),
+    coarse_to_fine: bool = typer.Option(False, help="Also run half size then full size"),
+    adam_row: bool = typer.Option(False, help="Also run the largest batch with Adam (the network's share)"),
+    history: int = typer.Option(100, help="L-BFGS history (pairs) for both paths"),
+    save: Optional[str] = typer.Option(None, help="Write the JSON record here (e.g. bench/results/cpu.json)"),
+    markdown: Optional[str] = typer.Option(None, help="Then re-render this file (BENCHMARKS.md) from the records beside --save"),
+):
+    """Benchmark the plain reference path against the production path on one fixed workload."""
+    from pipeline.bench.cli import execute
+
+    try:
+        execute(device, size, iterations, batch_size, precision, reference_images, random_weights,
+                weights_file, memory_sizes, coarse_to_fine, adam_row, history, save, markdown,
+                "nst bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+    except NSTError as exc:
+        fail(exc)
