@@ -32,11 +32,16 @@ free_port() {
 start() {
     [ -f "$dir/pids" ] && { log "already started in $dir (run stop first)"; exit 1; }
     install_packages
-    mkdir -p "$dir"/{munge-key,munge-run,state,spool,log,run}
-    chmod 700 "$dir/munge-key"; chmod 755 "$dir/munge-run"
+    mkdir -p "$dir"/{munge-key,state,spool,log,run}
+    chmod 700 "$dir/munge-key"
+    # munged wants every directory above its socket searchable by all (pytest's tmp dirs are 700)
+    local sockdir
+    sockdir=$(mktemp -d /tmp/nst-munge.XXXXXX)
+    chmod 755 "$sockdir"
+    echo "$sockdir" > "$dir/munge-socket-dir"
     head -c 1024 /dev/urandom > "$dir/munge-key/munge.key"
     chmod 400 "$dir/munge-key/munge.key"
-    local sock="$dir/munge-run/munge.socket"
+    local sock="$sockdir/munge.socket"
     setsid munged --key-file="$dir/munge-key/munge.key" --socket="$sock" \
         --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" \
         --seed-file="$dir/munge-key/munge.seed" </dev/null
@@ -109,6 +114,9 @@ stop() {
         kill -0 "$pid" 2>/dev/null && { log "$name ($pid) still up, killing"; kill -KILL "$pid" 2>/dev/null || true; }
     done
     rm -f "$dir/pids"
+    if [ -f "$dir/munge-socket-dir" ]; then
+        rm -rf "$(cat "$dir/munge-socket-dir")"; rm -f "$dir/munge-socket-dir"
+    fi
 }
 
 case "$cmd" in

@@ -1,0 +1,238 @@
+"""The SLURM layer on a real single-node SLURM: the real job scripts through sbatch.
+
+Run by `make test-slurm` (NST_SLURM_TESTS=1); skipped by `make test`. The
+`cluster` fixture starts munge + slurmctld + slurmd with tests/slurm/cluster.sh
+(installing the packages if missing) and stops them by PID afterwards.
+Each test runs the real `nst submit` on 24 tiny images with the real VGG16 on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import make_image  # tests/conftest.py
+
+pytestmark = pytest.mark.skipif(os.environ.get("NST_SLURM_TESTS") != "1",
+                                reason="real-SLURM suite: run `make test-slurm`")
+
+REPO = Path(__file__).resolve().parents[2]
+NST = str(Path(sys.executable).with_name("nst"))
+N_IMAGES = 24
+# 32 px, 4 samples per shard -> 6 shards; iterations chosen so a task runs long enough to be signalled
+TINY = ["--size", "32", "--shard-size", "4", "--device", "cpu"]
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+            "DEADLINE", "PREEMPTED"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    d = tmp_path_factory.mktemp("slurm")
+    start = subprocess.run([str(REPO / "tests/slurm/cluster.sh"), "start", str(d)], capture_output=True,
+                           text=True, timeout=600)
+    assert start.returncode == 0, start.stderr
+    env = {**os.environ, "SLURM_CONF": str(d / "slurm.conf"), "PYTHONWARNINGS": "ignore",
+           "OMP_NUM_THREADS": "1"}
+    yield env
+    subprocess.run([str(REPO / "tests/slurm/cluster.sh"), "stop", str(d)], timeout=120)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    (d / "content").mkdir()
+    for i in range(N_IMAGES):
+        make_image((32, 32), i, "content").save(d / "content" / f"img{i:02d}.png")
+    make_image((32, 32), 99, "style").save(d / "style.png")
+    return d
+
+
+def run(env, *args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=REPO)
+
+
+def submit(env, dataset: Path, out: Path, *opts: str, iterations: int = 10, ttl: float = 10) -> str:
+    res = run(env, NST, "submit", dataset / "content", "--style", dataset / "style.png", "--out", out,
+              "--grace", "30", "--time", "10", *opts, "--", *TINY, "--iterations", str(iterations),
+              "--lease-ttl", str(ttl))
+    assert res.returncode == 0, res.stderr
+    assert f"nst status {out}" in res.stdout  # tells the user how to follow it
+    assert (out / "run.json").is_file()  # the plan is written before sbatch
+    return res.stdout.strip().splitlines()[-1].split()[-1]
+
+
+def job_states(env, job_id: str) -> dict[str, dict]:
+    """Array task id (or '-') -> {state, restarts, exit} from `scontrol show job -o`."""
+    res = run(env, "scontrol", "show", "job", "-o", job_id)
+    assert res.returncode == 0, res.stderr
+    out = {}
+    for line in res.stdout.splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        out[f.get("ArrayTaskId", "-")] = {"state": f["JobState"], "restarts": int(f.get("Restarts", 0)),
+                                          "exit": f.get("ExitCode"), "job_id": f["JobId"]}
+    return out
+
+
+def wait_done(env, job_id: str, timeout: float = 240) -> dict[str, dict]:
+    """Poll scontrol (sbatch --wait polls too rarely) until every task is in a final state."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        states = job_states(env, job_id)
+        if states and all(s["state"] in TERMINAL for s in states.values()):
+            return states
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} not done after {timeout}s: {job_states(env, job_id)}")
+
+
+def wait_for(cond, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def leases(out: Path) -> list[dict]:
+    found = []
+    for p in (out / "leases").glob("*.lease"):
+        try:
+            found.append({**json.loads(p.read_text()), "shard": p.stem})
+        except (ValueError, FileNotFoundError):
+            pass
+    return found
+
+
+def rows_in_progress(out: Path) -> list[dict]:
+    """Every sample row written so far (journals of shards in progress and committed manifests)."""
+    from pipeline.run.plan import load_run
+    from pipeline.run.state import collect
+
+    return [r for s in collect(load_run(out)) for r in s.rows.values()]
+
+
+def assert_complete_exactly_once(env, out: Path) -> list[dict]:
+    """nst verify passes; every planned sample is in the tars exactly once and ok in exactly one row."""
+    res = run(env, NST, "verify", out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    planned = [s["key"] for s in json.loads((out / "run.json").read_text())["samples"]]
+    assert len(planned) == N_IMAGES
+    members = Counter()
+    for t in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(t) as tf:
+            for m in tf.getmembers():
+                members[m.name] += 1
+    for key in planned:
+        assert members[f"{key}.png"] == 1 and members[f"{key}.json"] == 1, key
+    assert sum(members.values()) == 2 * N_IMAGES
+    rows = [json.loads(line) for m in sorted((out / "manifests").glob("*.jsonl"))
+            for line in m.read_text().splitlines() if line.strip()]
+    assert sorted(r["key"] for r in rows) == sorted(planned)
+    assert all(r["status"] == "ok" for r in rows)
+    assert (out / "shardindex.json").is_file()
+    assert not list((out / "leases").glob("*.lease"))
+    return rows
+
+
+def log_text(out: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted((out / "slurm" / "logs").glob("*.out")))
+
+
+def test_array_job_completes_run_and_resubmit_finds_no_work(cluster, dataset, tmp_path):
+    out = tmp_path / "run"
+    job = submit(cluster, dataset, out, "--array", "3")
+    states = wait_done(cluster, job)
+    assert [s["state"] for s in states.values()] == ["COMPLETED"] * 3, states
+    rows = assert_complete_exactly_once(cluster, out)
+    assert len({r["worker"]["pid"] for r in rows}) >= 2  # the tasks shared the shards
+    # status names the run's figures; a resubmitted job finds no work and exits 0 at once
+    status = json.loads(run(cluster, NST, "status", out, "--json").stdout)
+    assert status["ok"] == N_IMAGES and status["pending"] == 0 and status["shards_done"] == 6
+    again = submit(cluster, dataset, out, "--array", "1")
+    assert wait_done(cluster, again)["0"]["state"] == "COMPLETED"
+    assert "no work left" in log_text(out)
+    assert_complete_exactly_once(cluster, out)
+
+
+def test_usr2_preemption_requeues_the_task_and_run_completes(cluster, dataset, tmp_path):
+    out = tmp_path / "run"
+    job = submit(cluster, dataset, out, "--array", "3", iterations=30)
+    # wait until array task 1 holds a shard and has finished at least one sample there
+    mine = wait_for(lambda: [le for le in leases(out) if le.get("slurm_array_task_id") == "1"
+                             and any(r["worker"]["pid"] == le["pid"] for r in rows_in_progress(out))],
+                    120, "array task 1 to finish a sample")[0]
+    assert mine["slurm_array_job_id"] == job and mine["slurm_restart_count"] == 0
+    status = run(cluster, NST, "status", out).stdout
+    assert f"slurm job {job}_1" in status  # per-worker SLURM ids in `nst status`
+    res = run(cluster, "scancel", "--signal=USR2", "--batch", f"{job}_1")
+    assert res.returncode == 0, res.stderr
+    done_by_pid_at_signal = sum(r["worker"]["pid"] == mine["pid"] for r in rows_in_progress(out))
+    states = wait_done(cluster, job, timeout=300)
+    assert [s["state"] for s in states.values()] == ["COMPLETED"] * 3, states
+    assert states["1"]["restarts"] >= 1  # the task requeued itself ...
+    history = json.loads((out / "slurm" / f"requeues-{job}_1.json").read_text())
+    assert history["preemptions"] == 1 and history["last"]["kind"] == "preemption"
+    logs = log_text(out)
+    assert f"requeued {job}_1" in logs and "restart 1" in logs  # ... and ran again
+    rows = assert_complete_exactly_once(cluster, out)
+    # nothing lost beyond the in-flight sample: what the stopped task had finished stays in the output
+    kept = sum(r["worker"]["pid"] == mine["pid"] for r in rows)
+    assert kept >= done_by_pid_at_signal
+    assert sum(r["attempt"] > 1 for r in rows) <= 1
+
+
+def test_killed_task_lease_is_taken_over(cluster, dataset, tmp_path):
+    out = tmp_path / "run"
+    ttl = 6
+    job = submit(cluster, dataset, out, "--array", "3", iterations=30, ttl=ttl)
+    held = wait_for(lambda: [le for le in leases(out) if le.get("slurm_array_task_id") == "1"
+                             and any(r["worker"]["pid"] == le["pid"] for r in rows_in_progress(out))],
+                    120, "array task 1 to finish a sample")[0]
+    assert held["ttl"] == ttl
+    res = run(cluster, "scancel", "--signal=KILL", f"{job}_1")
+    assert res.returncode == 0, res.stderr
+    killed_at = time.time()
+    # the dead holder's lease is flagged stale by `nst status`, then another task takes the shard over
+    lease_path = out / "leases" / f"{held['shard']}.lease"
+    saw_stale = []
+
+    def taken_over():
+        if "STALE" in run(cluster, NST, "status", out).stdout:
+            saw_stale.append(True)
+        try:
+            return json.loads(lease_path.read_text())["pid"] != held["pid"]
+        except (FileNotFoundError, ValueError, KeyError):
+            return False  # not yet (or mid-takeover)
+
+    wait_for(taken_over, 120, "the lease to be taken over")
+    takeover_s = time.time() - killed_at
+    if takeover_s > 5:  # long enough for at least one status poll in between
+        assert saw_stale, "nst status never flagged the dead worker's lease as stale"
+    states = wait_done(cluster, job, timeout=300)
+    assert states["1"]["state"] != "COMPLETED" and states["1"]["restarts"] == 0, states
+    assert states["0"]["state"] == states["2"]["state"] == "COMPLETED", states
+    rows = assert_complete_exactly_once(cluster, out)
+    shard_rows = [r for r in rows if r["shard"] == held["shard"]]
+    pids = {r["worker"]["pid"] for r in shard_rows}
+    assert held["pid"] in pids and len(pids) >= 2, pids  # its durable samples kept, the rest finished by another
+    print(f"\nlease of the killed task taken over after {takeover_s:.1f}s (ttl {ttl}s)")
+
+
+def test_srun_two_ranks_in_one_job(cluster, dataset, tmp_path):
+    out = tmp_path / "run"
+    job = submit(cluster, dataset, out, "--tasks-per-node", "2")
+    states = wait_done(cluster, job)
+    assert states["-"]["state"] == "COMPLETED", states
+    rows = assert_complete_exactly_once(cluster, out)
+    assert {r["worker"]["rank"] for r in rows} == {0, 1}  # two Lightning ranks shared the work
+    assert "ranks exited with 0" in log_text(out)
