@@ -7,6 +7,8 @@ STYLE   ?= examples/style/great_wave_of_kanagawa.jpg
 OUT     ?= runs/stylize
 CONFIG  ?= default
 ARGS    ?=
+# `make stylize` defaults: a few minutes on 2 CPU cores; ARGS come after and override them.
+STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
 .PHONY: install weights stylize one test test-slurm submit bench clean
@@ -29,7 +31,10 @@ weights: install
 one: install
 	$(BIN)/nst one examples/content/astronaut.jpg $(STYLE) -o $(OUT)/one.png --config $(CONFIG) $(ARGS)
 
-stylize: one
+# The dataset pipeline on DATA (resumable: run it again to continue), then check the output.
+stylize: install
+	$(BIN)/nst stylize $(DATA) --style $(STYLE) --out $(OUT) --config $(CONFIG) $(STYLIZE_ARGS) $(ARGS)
+	$(BIN)/nst verify $(OUT)
 
 test: install
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
