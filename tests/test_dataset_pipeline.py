@@ -179,3 +179,21 @@ def test_shardindex_opens_with_wids(two_worker_run):
     ds = wids.ShardListDataset(str(out / "shardindex.json"), cache_dir=str(out.parent / "wids-cache"))
     assert len(ds) == 5
     assert ds[0]["__key__"] == "00000000" and ds[4]["__key__"] == "00000004"
+
+
+def test_overwrite_with_two_workers_starts_over_once(tmp_path):
+    """Lightning's second rank re-runs the command line; it must not discard rank 0's fresh run."""
+    data = tmp_path / "data"
+    for i in range(4):
+        picture(data / f"o{i}.png", seed=i)
+    style = picture(tmp_path / "s.png", seed=3)
+    out = tmp_path / "run"
+    assert nst("stylize", data, "--style", style, "--out", out, "--shard-size", "2", *TINY,
+               "--iterations", "2").returncode == EXIT_OK
+    r = nst("stylize", data, "--style", style, "--out", out, "--shard-size", "2", "--devices", "2",
+            "--overwrite", *TINY)
+    assert r.returncode == EXIT_OK, r.stderr[-3000:]
+    rows = manifest_rows(out)
+    assert sorted(r["index"] for r in rows) == [0, 1, 2, 3] and {r["iterations"] for r in rows} == {6}
+    assert json.loads((out / "run.json").read_text())["config"]["iterations"] == 6
+    assert nst("verify", out).returncode == EXIT_OK

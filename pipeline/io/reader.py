@@ -7,7 +7,8 @@ DATA is one of:
 - a .csv file or a .jsonl/.ndjson file with a `path` column and optional
   `style` and `key` columns.
 
-Relative paths in list files are resolved against the list file's folder.
+Relative paths in list files are resolved against the list file's folder; all
+paths are made absolute so a run can be resumed from any working directory.
 Each row is (path, style or None, key or None); the order is the plan's order.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +48,7 @@ def scan_dir(root: Path) -> list[Path]:
 
 def _resolve(base: Path, value: str) -> str:
     p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base / p))
+    return os.path.abspath(p if p.is_absolute() else (base / p))
 
 
 def _rows_from_records(records, base: Path, where: str) -> list[InputRow]:
@@ -101,7 +103,7 @@ def read_data(data: str | Path) -> list[InputRow]:
     if not p.exists():
         raise BadInput(f"DATA not found: {str(p)!r}")
     if p.is_dir():
-        rows = [InputRow(str(f)) for f in scan_dir(p)]
+        rows = [InputRow(os.path.abspath(f)) for f in scan_dir(p)]
         where = f"directory {str(p)!r} has no image files ({', '.join(IMAGE_EXTENSIONS)})"
     else:
         suffix = p.suffix.lower()
@@ -131,9 +133,9 @@ def read_styles(styles: list[str | Path]) -> list[str]:
             found = scan_dir(p)
             if not found:
                 raise BadInput(f"style directory {str(p)!r} has no image files")
-            out.extend(str(f) for f in found)
+            out.extend(os.path.abspath(f) for f in found)
         elif p.is_file():
-            out.append(str(p))
+            out.append(os.path.abspath(p))
         else:
             raise BadInput(f"style not found: {str(p)!r}")
     if not out:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,15 @@ def _accelerator(device: str) -> str:
     raise BadInput(f"unknown device {device!r} (cpu, cuda or auto)")
 
 
+def secondary_rank() -> bool:
+    """True in a process that Lightning or srun started as a rank other than 0.
+
+    Such a process re-runs the same command line; it must never act on --overwrite
+    (that would discard the run rank 0 has just started).
+    """
+    return any(os.environ.get(k, "0") not in ("", "0") for k in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
 def execute(task: Task, opts: RunOptions) -> int:
     """Run (or resume) `task` into opts.out; returns the process exit status."""
     if opts.devices < 1:
@@ -55,7 +65,7 @@ def execute(task: Task, opts: RunOptions) -> int:
     if opts.lease_ttl <= 0:
         raise BadInput(f"--lease-ttl must be > 0 seconds, got {opts.lease_ttl}")
     accelerator = _accelerator(opts.device)
-    plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite,
+    plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
                     retry_failed=opts.retry_failed)
     from pipeline.run.lightning_runner import run_predict
 

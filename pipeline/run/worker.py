@@ -51,6 +51,7 @@ class Worker:
         self.stats = WorkerStats()
         self._ready = False
         self._visited: set[int] = set()   # shards this worker committed (or retried) this run
+        self._done: set[int] = set()      # shards seen done: not re-read on every poll
         self._heartbeat: Heartbeat | None = None
         self._bar = None
         self._start = time.time()
@@ -64,11 +65,14 @@ class Worker:
         return shards[start:] + shards[:start]
 
     def is_done(self, shard: dict) -> bool:
+        if shard["id"] in self._done:
+            return True
         rec, problem = commit_holds(self.plan.shard_paths(shard))
         if problem is not None:
             return False
-        if self.opts.retry_failed and shard["id"] not in self._visited:
-            return rec["counts"].get(OK, 0) == shard["count"]
+        if self.opts.retry_failed and shard["id"] not in self._visited and rec["counts"].get(OK, 0) != shard["count"]:
+            return False
+        self._done.add(shard["id"])
         return True
 
     def try_shard(self, shard: dict) -> bool:
