@@ -55,5 +55,11 @@ submit: install
 	$(BIN)/nst submit $(DATA) --style $(STYLE) --out $(OUT) --gpus $(GPUS) --nodes $(NODES) --array $(ARRAY) \
 		$(if $(PARTITION),--partition $(PARTITION)) $(if $(TIME),--time $(TIME)) $(SUBMIT_ARGS) -- $(ARGS)
 
+# Reference vs production on CPU (a few minutes); re-measures bench/results/cpu.json and
+# re-renders BENCHMARKS.md from bench/results/ (the GPU record comes from bench/gpu.sh).
+BENCH_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --precision auto
+bench: install
+	$(BIN)/nst bench $(BENCH_ARGS) --save bench/results/cpu.json --markdown BENCHMARKS.md
+
 clean:
 	rm -rf runs build *.egg-info
