@@ -76,7 +76,7 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
 
 def make_trainer(devices: int, accelerator: str, root):
     import pytorch_lightning as pl
-    from lightning_fabric.plugins.environments import SLURMEnvironment
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
     from pytorch_lightning.strategies import DDPStrategy
 
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
