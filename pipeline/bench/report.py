@@ -43,6 +43,38 @@ def _ratio_lines(result: dict) -> list[str]:
     return lines
 
 
+def _precision_lines(result: dict) -> list[str]:
+    """bf16 against fp32 production at the same batch: the mixed-precision quality check."""
+    prod = {(r["precision"], r["batch"]): r for r in result["rows"] if r["path"] == "production"}
+    lines = []
+    for (prec, batch), r in sorted(prod.items()):
+        base = prod.get(("fp32", batch))
+        if prec == "fp32" or base is None or not r["losses"] or not base["losses"]:
+            continue
+        ratios = [a / b for a, b in zip(r["losses"], base["losses"])]
+        worst = max(ratios, key=lambda v: abs(v - 1.0))
+        lines.append(f"production {prec} / production fp32, batch {batch}: time x{r['seconds'] / base['seconds']:.3f}, "
+                     f"final loss x{sum(ratios) / len(ratios):.4f} (worst sample x{worst:.4f})")
+    return lines
+
+
+def _target_lines(result: dict) -> list[str]:
+    """The issue's GPU targets, checked against this record."""
+    if result.get("device_type") != "cuda":
+        return []
+    prod = [r for r in result["rows"][1:] if r["path"] == "production"]
+    if not prod:
+        return []
+    fast = max(prod, key=lambda r: r["speedup"])
+    eff = max(prod, key=lambda r: r["matmul_fraction"] or 0.0)
+    return [
+        f"target >= 5x the reference at {result['options']['size']} px: best {fast['speedup']:.2f}x "
+        f"({fast['precision']}, batch {fast['batch']}): {'met' if fast['speedup'] >= 5 else 'NOT met'}",
+        f"target >= 40% of the measured bf16 matmul rate: best {100 * eff['matmul_fraction']:.1f}% "
+        f"({eff['precision']}, batch {eff['batch']}): {'met' if eff['matmul_fraction'] >= 0.4 else 'NOT met'}",
+    ]
+
+
 def _header(result: dict) -> list[str]:
     o = result["options"]
     return [
@@ -69,7 +101,8 @@ def text_table(result: dict) -> str:
     for err in result.get("errors", []):
         lines.append(f"not measured: {err}")
     lines.append("")
-    lines.extend("ratio " + line for line in _ratio_lines(result))
+    lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result))
+    lines.extend(_target_lines(result))
     return "\n".join(lines)
 
 
@@ -84,7 +117,7 @@ def markdown_section(result: dict, name: str) -> str:
     for r in result["rows"]:
         out.append("| " + " | ".join(_row_cells(r)) + " |")
     out.append("")
-    for line in _ratio_lines(result):
+    for line in _ratio_lines(result) + _precision_lines(result) + _target_lines(result):
         out.append(f"- {line}")
     if result.get("memory"):
         out.append("")
