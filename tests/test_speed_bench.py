@@ -1,0 +1,56 @@
+"""`nst bench` end to end on a tiny workload: the table, the JSON record, BENCHMARKS.md."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.bench.report import render_benchmarks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _nst(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "bench", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_bench_prints_table_saves_record_and_renders_markdown(tmp_path):
+    save = tmp_path / "results" / "cpu.json"
+    md = tmp_path / "BENCHMARKS.md"
+    r = _nst("--size", "32", "--iterations", "3", "--batch-size", "2", "--precision", "fp32,bf16",
+             "--save", str(save), "--markdown", str(md))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert any(line.startswith("reference ") for line in lines)
+    assert sum(line.startswith("production ") for line in lines) == 2
+    assert lines[-1].startswith("ratio ")  # the table ends with the ratios
+    assert "reference image 2/2" in r.stderr  # progress
+    rec = json.loads(save.read_text())
+    ref, prod = rec["rows"][0], rec["rows"][1]
+    assert ref["path"] == "reference" and ref["images"] == 2 and ref["batch"] == 1
+    assert prod["batch"] == 2 and len(prod["losses"]) == 2
+    # the reference runs the whole network, production stops at block5_conv1
+    assert ref["forward_to"] == "block5_pool" and prod["forward_to"] == "block5_conv1"
+    assert ref["flops_per_eval"] > prod["flops_per_eval"] > 0
+    for row in rec["rows"]:
+        assert row["seconds"] > 0 and row["tflops"] > 0 and row["peak_mib"] > 0
+        assert abs(row["images_per_hour"] * row["seconds_per_image"] - 3600) < 1e-6
+    assert prod["time_ratio"] == prod["seconds_per_image"] / ref["seconds_per_image"]
+    text = md.read_text()
+    assert "| reference | fp32 |" in text and rec["device"] in text and rec["torch"] in text
+
+
+def test_bench_bad_option_is_one_line_exit_2():
+    r = _nst("--precision", "fp16", timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["nst: error: precision must be fp32, bf16 or auto (or a comma list), got 'fp16'"]
+    r = _nst("--batch-size", "0", timeout=120)
+    assert r.returncode == 2 and "batch-size" in r.stderr
+
+
+def test_committed_gpu_record_renders(tmp_path):
+    """BENCHMARKS.md is rendered from the stored records (the GPU one came from bench/gpu.sh)."""
+    text = render_benchmarks(ROOT / "bench" / "results", tmp_path / "B.md")
+    rec = json.loads((ROOT / "bench" / "results" / "gpu-h100.json").read_text())
+    assert rec["device"] in text and "target >= 5x" in text
