@@ -111,7 +111,9 @@ stop() {
     tac "$dir/pids" | while read -r name pid; do
         kill -TERM "$pid" 2>/dev/null || continue
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && { log "$name ($pid) still up, killing"; kill -KILL "$pid" 2>/dev/null || true; }
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$name ($pid) still up, killing"; kill -KILL "$pid" 2>/dev/null || true
+        fi
     done
     rm -f "$dir/pids"
     if [ -f "$dir/munge-socket-dir" ]; then

@@ -228,11 +228,21 @@ def test_killed_task_lease_is_taken_over(cluster, dataset, tmp_path):
     print(f"\nlease of the killed task taken over after {takeover_s:.1f}s (ttl {ttl}s)")
 
 
-def test_srun_two_ranks_in_one_job(cluster, dataset, tmp_path):
+def test_srun_two_ranks_in_one_job_survive_a_preemption(cluster, dataset, tmp_path):
+    """A whole-node job: srun starts 2 Lightning ranks (CPU, gloo). USR2 to the job's steps stops
+    both ranks; the batch shell requeues the job once they have released their leases; the
+    requeued job finishes the run."""
     out = tmp_path / "run"
-    job = submit(cluster, dataset, out, "--tasks-per-node", "2")
-    states = wait_done(cluster, job)
-    assert states["-"]["state"] == "COMPLETED", states
+    job = submit(cluster, dataset, out, "--tasks-per-node", "2", iterations=20)
+    wait_for(lambda: {r["worker"]["rank"] for r in rows_in_progress(out)} == {0, 1}, 120,
+             "both ranks to finish a sample")
+    assert {le.get("slurm_procid") for le in leases(out)} <= {0, 1}
+    res = run(cluster, "scancel", "--signal=USR2", job)  # no --batch: every rank of the step
+    assert res.returncode == 0, res.stderr
+    states = wait_done(cluster, job, timeout=300)
+    assert states["-"]["state"] == "COMPLETED" and states["-"]["restarts"] == 1, states
+    logs = log_text(out)
+    assert "ranks exited with 75" in logs and f"requeued {job}" in logs and "ranks exited with 0" in logs
     rows = assert_complete_exactly_once(cluster, out)
     assert {r["worker"]["rank"] for r in rows} == {0, 1}  # two Lightning ranks shared the work
-    assert "ranks exited with 0" in log_text(out)
+    assert sum(r["attempt"] > 1 for r in rows) <= 2  # at most one in-flight sample per rank redone
