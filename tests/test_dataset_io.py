@@ -208,3 +208,14 @@ def test_lease_of_a_dead_process_or_old_heartbeat_is_taken_over(tmp_path):
     other = try_acquire(path, "other", ttl=60)
     assert other is not None and not mine.still_ours()
     assert try_acquire(path, "third", ttl=60) is None
+
+
+def test_batches_sit_at_fixed_positions_in_the_shard():
+    from pipeline.run.worker import batches
+
+    samples = number([Planned(f"{i}.png") for i in range(10)], run_seed=0)
+    shard = samples[4:10]  # a shard starting at global index 4
+    full = [[s.index for s in b] for b in batches(shard, 4, 4)]
+    assert full == [[4, 5, 6, 7], [8, 9]]
+    resumed = [[s.index for s in b] for b in batches(shard[2:], 4, 4)]  # 4 and 5 already done
+    assert resumed == [[6, 7], [8, 9]]

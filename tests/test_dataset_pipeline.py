@@ -17,13 +17,15 @@ from PIL import Image
 from dataset_util import TINY, manifest_rows, nst, picture, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_RUN_MISMATCH, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED
 
+BATCHED = [*TINY, "--set", "batch_size=2"]  # the shared run optimises two samples at a time
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("ds")
     data = root / "data"
-    for i in range(3):
-        picture(data / f"a{i}.png", (40 - 4 * i, 32), seed=i)
+    for i, wh in enumerate([(40, 32), (36, 32), (32, 36)]):  # a2 and b0 share a size: one batch of 2
+        picture(data / f"a{i}.png", wh, seed=i)
     for i in range(2):
         picture(data / "sub" / f"b{i}.PNG", (32, 36), seed=10 + i)  # nested, upper-case extension
     (data / "sub" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
@@ -36,7 +38,7 @@ def dataset(tmp_path_factory):
 def two_worker_run(dataset):
     root, data, style = dataset
     out = root / "run2"
-    r = nst("stylize", data, "--style", style, "--out", out, "--devices", "2", "--shard-size", "2", *TINY)
+    r = nst("stylize", data, "--style", style, "--out", out, "--devices", "2", "--shard-size", "2", *BATCHED)
     return out, r
 
 
@@ -60,6 +62,7 @@ def test_two_workers_corrupt_input_is_one_failed_row(dataset, two_worker_run):
         assert Image.open(io.BytesIO(members["png"])).size[0] > 0
         meta = json.loads(members["json"])
         assert meta["key"] == key and meta["iterations"] > 0 and meta["params"]["size"] == 32
+        assert meta["batch"] == (2 if key in ("00000002", "00000003") else 1)
     # plan order: sorted relative paths, recursive, extensions case-insensitive
     plan = json.loads((out / "run.json").read_text())
     assert [s["source"].split("/data/")[1] for s in plan["samples"]] == [
@@ -89,7 +92,7 @@ def test_one_worker_gives_byte_identical_images(dataset, two_worker_run):
     root, data, style = dataset
     out2, _ = two_worker_run
     out1 = root / "run1"
-    r = nst("stylize", data, "--style", style, "--out", out1, "--devices", "1", "--shard-size", "4", *TINY)
+    r = nst("stylize", data, "--style", style, "--out", out1, "--devices", "1", "--shard-size", "4", *BATCHED)
     assert r.returncode == EXIT_SAMPLES_FAILED, r.stderr[-3000:]
     one, two = tar_samples(out1), tar_samples(out2)
     assert sorted(one) == sorted(two) and len(one) == 5
@@ -102,14 +105,14 @@ def test_changed_settings_are_refused(dataset, two_worker_run):
     out, _ = two_worker_run
     before = (out / "run.json").read_bytes()
     r = nst("stylize", data, "--style", style, "--out", out, "--devices", "1", "--shard-size", "2",
-            *TINY[:2], "--iterations", "7", "--no-progress")
+            *BATCHED, "--iterations", "7")
     assert r.returncode == EXIT_RUN_MISMATCH
     assert "iterations: 6 -> 7" in r.stderr and "--overwrite" in r.stderr
-    r = nst("stylize", data, "--style", style, "--out", out, "--shard-size", "3", *TINY)
+    r = nst("stylize", data, "--style", style, "--out", out, "--shard-size", "3", *BATCHED)
     assert r.returncode == EXIT_RUN_MISMATCH and "shard_size: 2 -> 3" in r.stderr
     assert (out / "run.json").read_bytes() == before
     # identical settings on another device count resume (nothing left to do but the failed sample)
-    r = nst("stylize", data, "--style", style, "--out", out, "--devices", "1", "--shard-size", "2", *TINY)
+    r = nst("stylize", data, "--style", style, "--out", out, "--devices", "1", "--shard-size", "2", *BATCHED)
     assert r.returncode == EXIT_SAMPLES_FAILED and (out / "run.json").read_bytes() == before
 
 

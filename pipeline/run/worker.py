@@ -7,6 +7,7 @@ run on one run directory at once (ranks, array tasks, separate commands).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,6 @@ from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
 from pipeline.run.plan import RunPlan
 from pipeline.run.stop import stop_requested
 from pipeline.run.task import OK, Sample, SampleResult, Task, failed
-
-import hashlib
 
 
 @dataclass
@@ -151,12 +150,10 @@ class Worker:
         todo = [s for s in samples if s.key not in rows
                 or (self.opts.retry_failed and rows[s.key]["status"] != OK and shard["id"] not in self._visited)]
         progress = self._progress()
-        size = max(1, int(getattr(self.task, "batch_size", 1)))
-        for i in range(0, len(todo), size):
+        for batch in batches(todo, shard["first"], max(1, int(getattr(self.task, "batch_size", 1)))):
             if stop_requested() or not lease.still_ours():
                 writer.abandon()  # every finished sample is durable; the next attempt continues
                 return
-            batch = todo[i: i + size]
             started = time.time()
             results = self._run_batch(batch)
             for sample, result in zip(batch, results):
@@ -219,6 +216,15 @@ class Worker:
             self._heartbeat.stop()
         if self._bar is not None:
             self._bar.close()
+
+
+def batches(todo: list[Sample], first: int, size: int) -> list[list[Sample]]:
+    """Batches at fixed positions in the shard ([0, size), [size, 2*size), ...), so which samples
+    share a batch depends on the plan only, not on where a previous attempt stopped."""
+    out: dict[int, list[Sample]] = {}
+    for s in todo:
+        out.setdefault((s.index - first) // size, []).append(s)
+    return list(out.values())
 
 
 def _free_device_memory() -> None:

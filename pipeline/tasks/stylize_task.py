@@ -59,7 +59,7 @@ class StylizeTask(Task):
 
     def __init__(self, cfg: StyleConfig, rows: list[InputRow], styles: list[str], assign: str = "one"):
         self.cfg, self.rows, self.styles, self.assign = cfg, rows, styles, assign
-        self.batch_size = 1
+        self.batch_size = cfg.batch_size  # samples per optimisation (same size and styles)
         self._backbone = None
         self._targets = None
         self._style_cache: dict = {}
@@ -93,39 +93,73 @@ class StylizeTask(Task):
         return self._style_cache[path]
 
     def process(self, samples: list[Sample]) -> list[SampleResult]:
-        return [self._one(s) for s in samples]
+        """Decode, bucket by (working size, styles), optimise each bucket as one batch.
 
-    def _one(self, sample: Sample) -> SampleResult:
-        from pipeline.tasks.stylize import StylizeJob, content_size, stylize_batch
+        Out of memory splits a batch in halves down to single samples, then
+        records `failed_oom` (the output size is never changed silently); any
+        other error in a batch is isolated by retrying its samples one by one.
+        """
+        from pipeline.engine.batching import FAILED_OOM, make_batches, run_with_oom_fallback
+        from pipeline.tasks.stylize import content_size
+
+        results: dict[str, SampleResult] = {}
+        ready = []
+        for sample in samples:
+            try:
+                content = load_image(sample.source)
+                styles = [(p, self._style(p)) for p in sample.styles]
+                ready.append((sample, content, styles, content_size(content, self.cfg)))
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the run goes on
+                results[sample.key] = failed(sample, exc)
+        for key, group in make_batches(ready, lambda r: (r[3], r[0].styles), len(samples) or 1):
+            try:
+                outcomes = run_with_oom_fallback(group, key, self._stylize, shrink=lambda _: None,
+                                                 device=self.device)
+            except Exception:  # noqa: BLE001 - isolate the sample that fails
+                outcomes = None
+            if outcomes is None:
+                for item in group:
+                    try:
+                        results[item[0].key] = self._stylize([item], key)[0]
+                    except Exception as exc:  # noqa: BLE001
+                        results[item[0].key] = failed(item[0], exc)
+                continue
+            for o in outcomes:
+                if o.status == FAILED_OOM:
+                    results[o.item[0].key] = SampleResult(o.item[0].key, "failed_oom", {}, {},
+                                                          f"out of memory at {key[0][0]}x{key[0][1]} px, batch of 1")
+                else:
+                    results[o.item[0].key] = o.result
+        return [results[s.key] for s in samples]
+
+    def _stylize(self, group: list, _key=None) -> list[SampleResult]:
+        """One optimisation for same-size samples that share their styles."""
+        from pipeline.tasks.stylize import StylizeJob, stylize_batch
 
         start = time.perf_counter()
-        try:
-            content = load_image(sample.source)
-            styles = [(p, self._style(p)) for p in sample.styles]
-            torch.manual_seed(sample.seed % (1 << 63))
-            pixels, result = stylize_batch(self._backbone, self.cfg, self._targets,
-                                           StylizeJob([content], styles, [sample.seed]))
-            losses = result.losses[0]
-            if not all(math.isfinite(v) for v in losses.values()) or not torch.isfinite(pixels).all():
-                raise NonFiniteResult(f"non-finite loss or pixels (total loss {losses.get('total')})")
-            image = to_pil(pixels)
+        seeds = [item[0].seed for item in group]
+        torch.manual_seed(seeds[0] % (1 << 63))
+        pixels, result = stylize_batch(self._backbone, self.cfg, self._targets,
+                                       StylizeJob([item[1] for item in group], group[0][2], seeds))
+        seconds = round((time.perf_counter() - start) / len(group), 3)
+        out = []
+        for b, (sample, content, _styles, wh) in enumerate(group):
+            losses = result.losses[b]
+            if not all(math.isfinite(v) for v in losses.values()) or not torch.isfinite(pixels[b]).all():
+                out.append(failed(sample, NonFiniteResult(
+                    f"non-finite loss or pixels (total loss {losses.get('total')})")))
+                continue
+            image = to_pil(pixels[b])
             data = encode_image(image, self.cfg.output_format)
-        except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the run goes on
-            return failed(sample, exc)
-        seconds = round(time.perf_counter() - start, 3)
-        meta = {
-            "losses": losses,
-            "iterations": result.evaluations,
-            "seconds": seconds,
-            "size": list(image.size),
-            "content_size": list(content_size(content, self.cfg)),
-        }
-        record = {
-            "key": sample.key, "index": sample.index, "source": sample.source, "styles": list(sample.styles),
-            "seed": sample.seed, "assign": sample.extra.get("assign"), "params": self.cfg.to_dict(),
-            "device": self.device, "weights_digest": self._backbone.weights_digest, **meta,
-        }
-        if "source_key" in sample.extra:
-            record["source_key"] = sample.extra["source_key"]
-        members = {self.cfg.output_format: data, "json": json.dumps(record, sort_keys=True).encode()}
-        return SampleResult(sample.key, "ok", members, meta)
+            meta = {"losses": losses, "iterations": result.evaluations, "seconds": seconds,
+                    "batch": len(group), "size": list(image.size), "content_size": list(wh)}
+            record = {
+                "key": sample.key, "index": sample.index, "source": sample.source, "styles": list(sample.styles),
+                "seed": sample.seed, "assign": sample.extra.get("assign"), "params": self.cfg.to_dict(),
+                "device": self.device, "weights_digest": self._backbone.weights_digest, **meta,
+            }
+            if "source_key" in sample.extra:
+                record["source_key"] = sample.extra["source_key"]
+            members = {self.cfg.output_format: data, "json": json.dumps(record, sort_keys=True).encode()}
+            out.append(SampleResult(sample.key, "ok", members, meta))
+        return out
