@@ -219,3 +219,28 @@ def test_batches_sit_at_fixed_positions_in_the_shard():
     assert full == [[4, 5, 6, 7], [8, 9]]
     resumed = [[s.index for s in b] for b in batches(shard[2:], 4, 4)]  # 4 and 5 already done
     assert resumed == [[6, 7], [8, 9]]
+
+
+def test_failure_classes(tmp_path):
+    from PIL import Image
+
+    from pipeline.io.images import load_image
+    from pipeline.run.task import NonFiniteResult, classify
+
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    for path, status in ((tmp_path / "bad.png", "failed_decode"), (tmp_path / "missing.png", "failed_io")):
+        with pytest.raises(Exception) as info:
+            load_image(path)
+        assert classify(info.value) == status
+    picture(tmp_path / "big.png", (64, 64))
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 1000  # PIL refuses images over 2x this many pixels
+    try:
+        with pytest.raises(Exception) as info:
+            load_image(tmp_path / "big.png")
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    assert classify(info.value) == "skipped_too_large"
+    assert classify(NonFiniteResult("nan")) == "failed_nan"
+    assert classify(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == "failed_oom"
+    assert classify(KeyError("x")) == "failed_error"

@@ -156,6 +156,10 @@ def classify(exc: BaseException) -> str:
         return FAILED_NAN
     if isinstance(exc, TooLarge):
         return SKIPPED_TOO_LARGE
+    from PIL import Image
+
+    if isinstance(exc, Image.DecompressionBombError):  # more pixels than PIL will decode
+        return SKIPPED_TOO_LARGE
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
         return FAILED_OOM
     if isinstance(exc, OSError):
