@@ -115,19 +115,23 @@ def test_visualize_one_and_two_workers_agree_and_redraw(tmp_path):
     data = tmp_path / "data"
     for i in range(5):
         picture(data / f"p{i}.png", (48, 40), seed=10 + i)
+    (data / "p9_broken.png").write_bytes(b"not an image")  # one failed row; the rest still reduce
     layers = "vis_layers=block1_conv1,block2_conv2,block3_conv1"
     common = ["--size", 40, "--shard-size", 2, "--set", layers, "--set", "grid_filters=3", "--set", "cell=24",
               *FAST]
     one, two = tmp_path / "one", tmp_path / "two"
     r1 = nst("visualize", data, "--out", one, "--devices", 1, *common)
-    assert r1.returncode == 0, r1.stderr[-2000:]
+    assert r1.returncode == 3, r1.stderr[-2000:]  # samples failed: the broken file
     r2 = nst("visualize", data, "--out", two, "--devices", 2, *common)
-    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert r2.returncode == 3, r2.stderr[-2000:]
     for out in (one, two):
         assert nst("verify", out).returncode == 0
+        rows = {r["source"].rsplit("/", 1)[-1]: r["status"] for r in manifest_rows(out)}
+        assert rows.pop("p9_broken.png") == "failed_decode" and set(rows.values()) == {"ok"}
     t1 = json.loads((one / "visualize" / "topk.json").read_text())
     t2 = json.loads((two / "visualize" / "topk.json").read_text())
     assert t1["layers"] == t2["layers"] and t1["samples"] == t2["samples"]
+    assert len(t1["samples"]) == 5
     assert len(t1["layers"]["block2_conv2"]["value"]) == 128
     index = json.loads((one / "visualize" / "block2_conv2.json").read_text())
     assert index["filters_drawn"] == 3 and len(index["entries"]) == 3 * 5
@@ -137,6 +141,6 @@ def test_visualize_one_and_two_workers_agree_and_redraw(tmp_path):
     # redraw with more filters: no new pass over the data (manifests unchanged), taller grid
     manifests = sorted(p.read_bytes() for p in (one / "manifests").glob("*.jsonl"))
     r3 = nst("visualize", data, "--out", one, *[a if a != "grid_filters=3" else "grid_filters=6" for a in common])
-    assert r3.returncode == 0, r3.stderr[-2000:]
+    assert r3.returncode == 3, r3.stderr[-2000:]
     assert sorted(p.read_bytes() for p in (one / "manifests").glob("*.jsonl")) == manifests
     assert Image.open(one / "visualize" / "block2_conv2.png").height > grid.height
