@@ -73,7 +73,7 @@ submit: install
 
 # Reference vs production on CPU (a few minutes); re-measures bench/results/cpu.json and
 # re-renders BENCHMARKS.md from bench/results/ (the GPU record comes from bench/gpu.sh).
-BENCH_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --precision auto
+BENCH_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --precision fp32,auto
 bench: install
 	$(BIN)/nst bench $(BENCH_ARGS) --save bench/results/cpu.json --markdown BENCHMARKS.md
 
