@@ -178,6 +178,11 @@ def submit(
             sys.stderr.write(res.stderr)
             raise typer.Exit(res.returncode)
         typer.echo(res.stdout.strip())
+        n_shards = len(json.loads((out / "run.json").read_text())["shards"])
+        workers = array if mode == "array" else nodes * tpn
+        if workers > n_shards:
+            typer.echo(f"nst: note: {workers} workers for {n_shards} shard(s); the extra workers only wait "
+                       f"(lower --shard-size for more shards)", err=True)
         # 2. what every worker runs
         job = {"argv": ["stylize", *base, *forwarded, "--devices", str(tpn)],
                "mode": mode, "nodes": nodes if mode == "nodes" else 1, "tasks_per_node": tpn,
