@@ -82,5 +82,7 @@ def test_octave_sizes_and_bad_values():
     assert octave_sizes(20, 20, 5, 2.0) == [(10, 10), (20, 20)]  # stops above 8 px
     with pytest.raises(BadInput, match="octave_scale"):
         cfg(octave_scale=1.0)
+    with pytest.raises(BadInput, match="0..255 for block3_conv1"):
+        cfg(dream_layer="block3_conv1", channel=256)
     with pytest.raises(BadInput, match="unknown layer"):
         cfg(dream_layer="block9_conv1")

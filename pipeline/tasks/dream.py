@@ -48,8 +48,11 @@ class DreamConfig(StyleConfig):
         super().validate()
         arch = "vgg19" if self.network == "vgg19" else "vgg16"
         self.dream_layer = canonical_layer(self.dream_layer, arch)
-        if self.channel is not None and (not isinstance(self.channel, int) or self.channel < 0):
-            raise BadInput(f"channel must be a non-negative integer or null, got {self.channel!r}")
+        if self.channel is not None:
+            width = layer_width(self.dream_layer)
+            if not isinstance(self.channel, int) or isinstance(self.channel, bool) or not 0 <= self.channel < width:
+                raise BadInput(f"channel must be an integer in 0..{width - 1} for {self.dream_layer} "
+                               f"or null, got {self.channel!r}")
         if not isinstance(self.octaves, int) or self.octaves < 1:
             raise BadInput(f"octaves must be an integer >= 1, got {self.octaves!r}")
         if float(self.octave_scale) <= 1.0:
@@ -64,6 +67,11 @@ class DreamConfig(StyleConfig):
             raise BadInput(f"animation_format must be one of {', '.join(ANIMATION_FORMATS)}, "
                            f"got {self.animation_format!r}")
         return self
+
+
+def layer_width(layer: str) -> int:
+    """Channels of a VGG layer (blockN_*): 64, 128, 256, 512, 512."""
+    return (64, 128, 256, 512, 512)[int(layer[5]) - 1]
 
 
 class Jitter:
