@@ -244,3 +244,11 @@ def test_failure_classes(tmp_path):
     assert classify(NonFiniteResult("nan")) == "failed_nan"
     assert classify(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == "failed_oom"
     assert classify(KeyError("x")) == "failed_error"
+
+
+def test_throughput_counts_batches_from_their_start():
+    from pipeline.run.state import throughput
+
+    batch = [{"started_at": 1000.0, "finished_at": 1010.0 + i * 1e-3} for i in range(8)]  # 8 in 10 s
+    assert abs(throughput(batch, now=1020.0) - 8 / 10.008 * 3600) < 1
+    assert throughput([], now=0) is None

@@ -54,6 +54,19 @@ def collect(plan: RunPlan, lease_ttl: float = 600.0) -> list[ShardState]:
     return out
 
 
+def throughput(rows: list[dict], now: float) -> float | None:
+    """Samples per hour over the last hour's samples (else the last 50): count / (last finish - first start).
+
+    Starts count, not only finishes: the samples of one batch finish together.
+    """
+    timed = sorted((r["finished_at"], r.get("started_at", r["finished_at"])) for r in rows if r.get("finished_at"))
+    recent = [t for t in timed if t[0] >= now - 3600] or timed[-50:]
+    if not recent:
+        return None
+    span = recent[-1][0] - min(start for _, start in recent)
+    return len(recent) / span * 3600 if span > 0 else None
+
+
 def summarize(plan: RunPlan, lease_ttl: float = 600.0, now: float | None = None) -> dict:
     """The figures `nst status --json` prints."""
     now = time.time() if now is None else now
@@ -64,11 +77,7 @@ def summarize(plan: RunPlan, lease_ttl: float = 600.0, now: float | None = None)
     ok = by_status.get(OK, 0)
     failed = sum(n for k, n in by_status.items() if k != OK)
     pending = planned - ok - failed
-    finished = sorted(r["finished_at"] for r in rows if r.get("finished_at"))
-    recent = [t for t in finished if t >= now - 3600] or finished[-50:]
-    rate = None
-    if len(recent) >= 2 and recent[-1] > recent[0]:
-        rate = (len(recent) - 1) / (recent[-1] - recent[0]) * 3600
+    rate = throughput(rows, now)
     errors = Counter(f"{r['status']}: {r.get('error', '')}" for r in rows if r["status"] != OK)
     return {
         "out": str(plan.root),
