@@ -246,3 +246,40 @@ def test_srun_two_ranks_in_one_job_survive_a_preemption(cluster, dataset, tmp_pa
     rows = assert_complete_exactly_once(cluster, out)
     assert {r["worker"]["rank"] for r in rows} == {0, 1}  # two Lightning ranks shared the work
     assert sum(r["attempt"] > 1 for r in rows) <= 2  # at most one in-flight sample per rank redone
+
+
+def test_silent_task_lease_is_taken_over_only_after_the_ttl(cluster, dataset, tmp_path):
+    """A holder that is alive but silent (SIGSTOP: a hung process or an unreachable node, where
+    the dead-pid check cannot help) keeps its shard until its heartbeat is older than the TTL;
+    then another task takes the shard over. The hung task is then killed hard."""
+    out = tmp_path / "run"
+    ttl = 10
+    job = submit(cluster, dataset, out, "--array", "2", iterations=20, ttl=ttl)
+    held = wait_for(lambda: [le for le in leases(out) if le.get("slurm_array_task_id") == "1"
+                             and any(r["worker"]["pid"] == le["pid"] for r in rows_in_progress(out))],
+                    120, "array task 1 to finish a sample")[0]
+    res = run(cluster, "scancel", "--signal=STOP", "--batch", f"{job}_1")
+    assert res.returncode == 0, res.stderr
+    stopped_at = time.time()
+    lease_path = out / "leases" / f"{held['shard']}.lease"
+
+    def holder():
+        try:
+            return json.loads(lease_path.read_text())["pid"]
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    early = run(cluster, NST, "status", out).stdout
+    if time.time() - stopped_at < ttl - 1:  # still within the TTL: the silent holder is not stale yet
+        assert f"slurm job {job}_1" in early and "STALE" not in early, early
+    wait_for(lambda: holder() not in (None, held["pid"]), 180, "the silent holder's lease to be taken over")
+    takeover_s = time.time() - stopped_at
+    assert takeover_s >= ttl - 1.5, takeover_s  # heartbeats stopped at most ~1 s before the STOP
+    res = run(cluster, "scancel", "--signal=KILL", "--batch", f"{job}_1")
+    assert res.returncode == 0, res.stderr
+    states = wait_done(cluster, job, timeout=300)
+    assert states["0"]["state"] == "COMPLETED" and states["1"]["state"] != "COMPLETED", states
+    rows = assert_complete_exactly_once(cluster, out)
+    pids = {r["worker"]["pid"] for r in rows if r["shard"] == held["shard"]}
+    assert held["pid"] in pids and len(pids) >= 2, pids
+    print(f"\nlease of the silent task taken over after {takeover_s:.1f}s (ttl {ttl}s)")
