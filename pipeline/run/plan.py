@@ -42,28 +42,34 @@ def sha256_path(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def describe_inputs(paths: list[str], previous: dict[str, dict] | None = None) -> list[dict]:
-    """(path, size, sha256) per distinct input; reuses a recorded hash when size and mtime match."""
-    out, seen = [], set()
-    for p in paths:
-        if p in seen:
-            continue
-        seen.add(p)
+def _describe_one(p: str, old: dict | None) -> dict:
+    try:
+        st = os.stat(p)
+    except OSError:
+        return {"path": p, "size": None, "sha256": None, "mtime_ns": None}
+    if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns and old.get("sha256"):
+        digest = old["sha256"]
+    else:
         try:
-            st = os.stat(p)
+            digest = sha256_path(Path(p))
         except OSError:
-            out.append({"path": p, "size": None, "sha256": None, "mtime_ns": None})
-            continue
-        old = (previous or {}).get(p)
-        if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns and old.get("sha256"):
-            digest = old["sha256"]
-        else:
-            try:
-                digest = sha256_path(Path(p))
-            except OSError:
-                digest = None
-        out.append({"path": p, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns})
-    return out
+            digest = None
+    return {"path": p, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns}
+
+
+def describe_inputs(paths: list[str], previous: dict[str, dict] | None = None) -> list[dict]:
+    """(path, size, sha256) per distinct input, in first-use order.
+
+    A hash recorded earlier is reused when size and mtime still match (so a resume
+    does not re-read the dataset); mtime is a cache hint, not part of the identity.
+    Files are hashed by a few threads: the work is I/O, often on a network filesystem.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    unique = list(dict.fromkeys(paths))
+    previous = previous or {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda p: _describe_one(p, previous.get(p)), unique, chunksize=64))
 
 
 @dataclass
