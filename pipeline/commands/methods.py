@@ -26,6 +26,7 @@ RETRY = typer.Option(False, "--retry-failed", help="Reprocess only the failed sa
 OVERWRITE = typer.Option(False, "--overwrite", help="Discard an existing run in --out")
 LEASE_TTL = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over")
 PROGRESS = typer.Option(True, help="Show per-worker progress bars")
+THREADS = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical across --devices)")
 DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column")
 
 
@@ -37,12 +38,12 @@ def _config(cls, preset: str, size, iterations, seed, sets, **extra):
 
 
 def _run(task, out: Path, devices: int, device: str, shard_size: int, retry_failed: bool, overwrite: bool,
-         lease_ttl: float, progress: bool) -> int:
+         lease_ttl: float, progress: bool, threads: int) -> int:
     from pipeline.run.runner import RunOptions, execute
 
     return execute(task, RunOptions(out=out, shard_size=shard_size, devices=devices, device=device,
                                     overwrite=overwrite, retry_failed=retry_failed, lease_ttl=lease_ttl,
-                                    progress=progress))
+                                    progress=progress, threads=threads))
 
 
 def _finish(code: int, out: Path) -> None:
@@ -61,7 +62,7 @@ def texture(
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
     seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
     retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS,
+    progress: bool = PROGRESS, threads: int = THREADS,
 ):
     """Texture synthesis (Gatys et al. 2015): new images with the Gram statistics of each source."""
     from pipeline.io.reader import read_styles
@@ -71,7 +72,8 @@ def texture(
     try:
         cfg = _config(TextureConfig, config, size, iterations, seed, set_, count=count)
         task = TextureTask(cfg, read_styles(style))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
+                    threads)
     except NSTError as exc:
         fail(exc)
     _finish(code, out)
@@ -84,7 +86,7 @@ def invert(
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
     seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
     retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS,
+    progress: bool = PROGRESS, threads: int = THREADS,
 ):
     """Reconstruct each image from each chosen layer (Mahendran & Vedaldi 2014), plus a comparison sheet."""
     from pipeline.io.reader import read_data
@@ -94,7 +96,8 @@ def invert(
     try:
         cfg = _config(InvertConfig, config, size, iterations, seed, set_)
         task = InvertTask(cfg, read_data(data))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
+                    threads)
     except NSTError as exc:
         fail(exc)
     _finish(code, out)
@@ -112,7 +115,7 @@ def dream(
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
     seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
     retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS,
+    progress: bool = PROGRESS, threads: int = THREADS,
 ):
     """DeepDream: gradient ascent on a layer's mean squared activation, with jitter and octaves."""
     from pipeline.io.reader import read_data
@@ -123,7 +126,8 @@ def dream(
         cfg = _config(DreamConfig, config, size, iterations, seed, set_, octaves=octaves,
                       octave_scale=octave_scale, zoom_frames=zoom_frames, dream_layer=layer, channel=channel)
         task = DreamTask(cfg, read_data(data))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
+                    threads)
     except NSTError as exc:
         fail(exc)
     _finish(code, out)
@@ -136,7 +140,7 @@ def visualize(
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
     seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
     retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS,
+    progress: bool = PROGRESS, threads: int = THREADS,
 ):
     """Zeiler & Fergus: each filter's top-9 over DATA, projected to pixels with a deconvnet, as grids.
 
@@ -153,7 +157,8 @@ def visualize(
     try:
         cfg = _config(VisualizeConfig, config, size, iterations, seed, set_)
         task = VisualizeTask(cfg, read_data(data))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress)
+        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
+                    threads)
         if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
             written = reduce_and_draw(out, cfg, pick_device("cuda" if device.startswith("cuda") else device),
                                       show_progress=progress)
