@@ -200,3 +200,18 @@ def test_overwrite_with_two_workers_starts_over_once(tmp_path):
     assert sorted(r["index"] for r in rows) == [0, 1, 2, 3] and {r["iterations"] for r in rows} == {6}
     assert json.loads((out / "run.json").read_text())["config"]["iterations"] == 6
     assert nst("verify", out).returncode == EXIT_OK
+
+
+def test_retry_with_two_workers_retries_each_failure_once(dataset, two_worker_run, tmp_path):
+    root, data, style = dataset
+    out, _ = two_worker_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = {r["key"]: r for r in manifest_rows(copy)}
+    r = nst("stylize", data, "--style", style, "--out", copy, "--devices", "2", "--shard-size", "2",
+            "--retry-failed", *BATCHED)
+    assert r.returncode == EXIT_SAMPLES_FAILED, r.stderr[-3000:]  # the file is still broken
+    after = {r["key"]: r for r in manifest_rows(copy)}
+    assert after["00000005"]["status"] == "failed_decode" and after["00000005"]["attempt"] == 2
+    assert {k: v for k, v in after.items() if k != "00000005"} == {k: v for k, v in before.items() if k != "00000005"}
+    assert nst("verify", copy).returncode == EXIT_OK

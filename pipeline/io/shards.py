@@ -278,7 +278,7 @@ class ShardWriter:
             if f is not None and not f.closed:
                 f.close()
 
-    def commit(self, planned_keys: list[str]) -> dict:
+    def commit(self, planned_keys: list[str], extra: dict | None = None) -> dict:
         """Finish the tar and publish it with its manifest and commit record."""
         rows = self.rows()
         missing = [k for k in planned_keys if k not in rows]
@@ -307,6 +307,7 @@ class ShardWriter:
                          "sha256": hashlib.sha256(manifest.encode()).hexdigest(), "rows": len(planned_keys)},
             "counts": counts,
             "attempt": self.token,
+            **(extra or {}),
         }
         atomic_write_text(self.paths.commit, json.dumps(record, indent=1, sort_keys=True))
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,13 @@ def execute(task: Task, opts: RunOptions) -> int:
                     retry_failed=opts.retry_failed)
     from pipeline.run.lightning_runner import run_predict
 
-    wopts = WorkerOptions(retry_failed=opts.retry_failed, lease_ttl=opts.lease_ttl, progress=opts.progress)
+    retry_id = None
+    if opts.retry_failed:  # Lightning's other ranks inherit rank 0's environment
+        if not secondary_rank() or "NST_RETRY_ID" not in os.environ:
+            os.environ["NST_RETRY_ID"] = uuid.uuid4().hex
+        retry_id = os.environ["NST_RETRY_ID"]
+    wopts = WorkerOptions(retry_failed=opts.retry_failed, retry_id=retry_id, lease_ttl=opts.lease_ttl,
+                          progress=opts.progress)
     rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, opts.threads)
     if stop_requested():
         print(f"nst: stopped ({stop_reason()}); finished samples are saved, rerun the same command to resume",

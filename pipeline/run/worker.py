@@ -26,6 +26,7 @@ class WorkerOptions:
     world: int = 1
     device: str = "cpu"
     retry_failed: bool = False
+    retry_id: str | None = None  # one per `--retry-failed` invocation, shared by its ranks
     lease_ttl: float = 600.0
     poll: float = 2.0
     progress: bool = True
@@ -69,8 +70,9 @@ class Worker:
         rec, problem = commit_holds(self.plan.shard_paths(shard))
         if problem is not None:
             return False
-        if self.opts.retry_failed and shard["id"] not in self._visited and rec["counts"].get(OK, 0) != shard["count"]:
-            return False
+        if (self.opts.retry_failed and shard["id"] not in self._visited
+                and rec["counts"].get(OK, 0) != shard["count"] and rec.get("retry_id") != self.opts.retry_id):
+            return False  # has failures that this invocation has not retried yet
         self._done.add(shard["id"])
         return True
 
@@ -167,7 +169,7 @@ class Worker:
         if not lease.still_ours():
             writer.abandon()
             return
-        writer.commit([s.key for s in samples])
+        writer.commit([s.key for s in samples], {"retry_id": self.opts.retry_id} if self.opts.retry_failed else None)
         self._visited.add(shard["id"])
         self.stats.shards_committed += 1
 
