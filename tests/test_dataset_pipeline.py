@@ -125,10 +125,12 @@ def test_verify_names_a_tampered_shard(two_worker_run, tmp_path):
     data[600] ^= 0xFF  # inside the first member's data: the tar still opens
     tar.write_bytes(bytes(data))
     (copy / "commits" / "stylized-000002.json").unlink()
+    shutil.copy(tar, copy / "shards" / "stylized-000099.tar")
     r = nst("verify", copy)
     assert r.returncode == EXIT_VERIFY_FAILED
     assert f"{tar.stem}: {tar.name} sha256" in r.stderr
     assert "stylized-000002: no commit record" in r.stderr
+    assert "shards/stylized-000099.tar is not part of this run's plan" in r.stderr
 
 
 def test_retry_failed_reprocesses_only_the_failed_sample(tmp_path):

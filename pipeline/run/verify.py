@@ -53,6 +53,10 @@ def verify_run(plan: RunPlan) -> list[str]:
             problems.append(f"{paths.commit.name}: counts {rec.get('counts')} != manifest {counts}")
         problems.extend(_check_members(paths.tar, {r["key"]: r for r in rows}, seen_keys, shard["name"]))
         index_rows[shard["name"]] = rec
+    planned_tars = {f"{shard['name']}.tar" for shard in plan.shards}
+    for tar in sorted((plan.root / "shards").glob("*.tar")):
+        if tar.name not in planned_tars:
+            problems.append(f"shards/{tar.name} is not part of this run's plan")
     problems.extend(_check_shardindex(plan, index_rows))
     return problems
 
