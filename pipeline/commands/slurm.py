@@ -238,6 +238,9 @@ def slurm_worker(out: Path = typer.Argument(..., help="Run directory written by 
         fail(BadInput(f"{out}/slurm/job.json unreadable ({exc}); submit with nst submit"))
     os.environ["NST_NUM_NODES"] = str(job.get("nodes", 1))
     task = slurm.SlurmTask.from_env()
+    if task is not None:
+        typer.echo(f"nst slurm: worker ready in job {slurm.worker_label(task.holder_info())}; "
+                   f"USR2/TERM stop it cleanly", err=True)
     if _run_complete(out):
         typer.echo(f"nst: no work left in {out}; exiting", err=True)
         raise typer.Exit(EXIT_OK)

@@ -60,9 +60,10 @@ def run(env, *args, timeout=120) -> subprocess.CompletedProcess:
                           cwd=REPO)
 
 
-def submit(env, dataset: Path, out: Path, *opts: str, iterations: int = 10, ttl: float = 10) -> str:
+def submit(env, dataset: Path, out: Path, *opts: str, iterations: int = 10, ttl: float = 10,
+           time_limit: str = "10") -> str:
     res = run(env, NST, "submit", dataset / "content", "--style", dataset / "style.png", "--out", out,
-              "--grace", "30", "--time", "10", *opts, "--", *TINY, "--iterations", str(iterations),
+              "--grace", "30", "--time", time_limit, *opts, "--", *TINY, "--iterations", str(iterations),
               "--lease-ttl", str(ttl))
     assert res.returncode == 0, res.stderr
     assert f"nst status {out}" in res.stdout  # tells the user how to follow it
@@ -283,3 +284,36 @@ def test_silent_task_lease_is_taken_over_only_after_the_ttl(cluster, dataset, tm
     pids = {r["worker"]["pid"] for r in rows if r["shard"] == held["shard"]}
     assert held["pid"] in pids and len(pids) >= 2, pids
     print(f"\nlease of the silent task taken over after {takeover_s:.1f}s (ttl {ttl}s)")
+
+
+def test_timeouts_without_progress_stop_requeueing(cluster, dataset, tmp_path):
+    """A stop near the job's time limit is a time-out: requeued, but not forever. Here every shard
+    is held by someone else, so the task can make no progress; with --max-timeout-requeues 0 the
+    first time-out requeues (nothing to compare with yet) and the second ends the task with 76."""
+    out = tmp_path / "run"
+    # plan only, then hold every shard with a live lease (this test process) so nothing can progress
+    res = run(cluster, NST, "submit", dataset / "content", "--style", dataset / "style.png", "--out", out,
+              "--array", "1", "--dry-run", "--", *TINY, "--iterations", "5")
+    assert res.returncode == 0, res.stderr
+    (out / "leases").mkdir(exist_ok=True)
+    for shard in json.loads((out / "run.json").read_text())["shards"]:
+        (out / "leases" / f"{shard['name']}.lease").write_text(json.dumps(
+            {"token": "test", "holder": "test", "host": os.uname().nodename, "pid": os.getpid(),
+             "started": time.time(), "ttl": 3600}))
+    # --time 1 with a 30 s grace: any stop is within grace + slack of the limit, i.e. a time-out
+    job = submit(cluster, dataset, out, "--array", "1", "--max-timeout-requeues", "0", iterations=5, ttl=3600,
+                 time_limit="1")
+    for attempt in (1, 2):
+        wait_for(lambda: log_text(out).count("worker ready") >= attempt, 120, f"attempt {attempt} to start")
+        time.sleep(1)
+        for lease in (out / "leases").glob("*.lease"):
+            os.utime(lease)  # keep our leases fresh
+        assert run(cluster, "scancel", "--signal=USR2", "--batch", f"{job}_0").returncode == 0
+        if attempt == 1:
+            wait_for(lambda: job_states(cluster, job)["0"]["restarts"] == 1, 120, "the time-out requeue")
+    states = wait_done(cluster, job, timeout=120)
+    assert states["0"]["state"] == "FAILED" and states["0"]["exit"] == "76:0", states
+    history = json.loads((out / "slurm" / f"requeues-{job}_0.json").read_text())
+    assert history["timeouts"] == 2 and history.get("preemptions", 0) == 0
+    assert history["last"]["requeued"] is False and history["timeouts_without_progress"] == 1
+    assert "time limit reached 1 times in a row without a finished sample (cap 0)" in log_text(out)
