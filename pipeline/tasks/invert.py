@@ -35,7 +35,7 @@ class InvertConfig(StyleConfig):
     alpha: float = 6.0
     alpha_weight: float = 1e-3
     beta: float = 2.0
-    tv_weight: float = 1e-3
+    tv_weight: float = 5e-3
     bound: float = 128.0
     content_weight: float = 0.0
 
