@@ -83,7 +83,9 @@ def _header(result: dict) -> list[str]:
         f"L-BFGS history {o['history']}, weights: {result['weights']}",
         f"measured bf16 matmul rate: {result['matmul_bf16_tflops']:.2f} TFLOP/s "
         f"(FLOP/eval = 2 x (forward MACs + input-gradient MACs), 3x3 convolutions only)",
-    ]
+    ] + ([f"host load average (1 min) at start / end: {' / '.join(str(v) for v in result['load_average'])} "
+          f"on {result.get('host_cpus')} CPUs (other processes shared the machine where it exceeds the CPUs)"]
+         if result.get("load_average") else [])
 
 
 def text_table(result: dict) -> str:

@@ -353,11 +353,12 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         options=asdict(opts), device=device_name(device), device_type=device.type, torch=torch.__version__,
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         host_cpus=os.cpu_count(), weights=weights_label, matmul_bf16_tflops=matmul, rows=rows, memory=[],
-        errors=[],
+        errors=[], load_average=[round(os.getloadavg()[0], 2)],
     )
 
     def add(row: dict) -> None:
         rows.append(_finish(row, net, opts.size, matmul))
+        record["load_average"] = record["load_average"][:1] + [round(os.getloadavg()[0], 2)]
         _ratios(rows)
         if checkpoint:
             checkpoint(record)
