@@ -13,6 +13,9 @@ with `scontrol requeue` (its own array task, or the plain job id):
   time-outs in a row that finished no sample are capped (default 3), so a work
   unit that cannot finish within the limit does not loop forever.
 
+Only a job that is still RUNNING requeues itself: a TERM from `scancel`, from
+SLURM's own preemption requeue or from the time limit leaves the decision to SLURM.
+
 Lightning's own auto-requeue (which writes and auto-loads `hpc_ckpt` files) is
 never used; see `lightning_environment()`.
 """
@@ -244,10 +247,16 @@ def after_stop(run_dir: Path, task: SlurmTask | None = None, now: float | None =
     max_timeouts = int(os.environ.get("NST_SLURM_MAX_TIMEOUT_REQUEUES") or DEFAULT_MAX_TIMEOUT_REQUEUES)
     when = now or signalled_at() or time.time()
     try:
-        elapsed, limit = elapsed_and_limit(show_job(task.job_id), when)
+        job = show_job(task.job_id)
+        elapsed, limit = elapsed_and_limit(job, when)
     except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
         log(f"cannot read the job's time limit ({exc}); treating the stop as a preemption")
-        elapsed, limit = 0, None
+        job, elapsed, limit = {"JobState": "RUNNING"}, 0, None
+    if job.get("JobState") != "RUNNING":
+        # scancel (CANCELLED), SLURM's own requeue or preemption (REQUEUED, PREEMPTED), time limit
+        # (TIMEOUT): SLURM already decided this job's fate; requeueing would undo a user's cancel
+        log(f"job {task.requeue_id} is {job.get('JobState')}: not requeued by the worker")
+        return EXIT_PREEMPTED
     history = read_history(run_dir, task)
     done_now = finished_samples(run_dir)
     decision = decide(classify_stop(elapsed, limit, grace), history, done_now, max_timeouts)

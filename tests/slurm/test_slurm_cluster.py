@@ -200,7 +200,8 @@ def test_killed_task_lease_is_taken_over(cluster, dataset, tmp_path):
                              and any(r["worker"]["pid"] == le["pid"] for r in rows_in_progress(out))],
                     120, "array task 1 to finish a sample")[0]
     assert held["ttl"] == ttl
-    res = run(cluster, "scancel", "--signal=KILL", f"{job}_1")
+    # --batch: SIGKILL straight to the worker (a plain `scancel --signal=KILL` is a cancel: TERM first)
+    res = run(cluster, "scancel", "--signal=KILL", "--batch", f"{job}_1")
     assert res.returncode == 0, res.stderr
     killed_at = time.time()
     # the dead holder's lease is flagged stale by `nst status`, then another task takes the shard over
@@ -286,13 +287,10 @@ def test_silent_task_lease_is_taken_over_only_after_the_ttl(cluster, dataset, tm
     print(f"\nlease of the silent task taken over after {takeover_s:.1f}s (ttl {ttl}s)")
 
 
-def test_timeouts_without_progress_stop_requeueing(cluster, dataset, tmp_path):
-    """A stop near the job's time limit is a time-out: requeued, but not forever. Here every shard
-    is held by someone else, so the task can make no progress; with --max-timeout-requeues 0 the
-    first time-out requeues (nothing to compare with yet) and the second ends the task with 76."""
-    out = tmp_path / "run"
-    # plan only, then hold every shard with a live lease (this test process) so nothing can progress
-    res = run(cluster, NST, "submit", dataset / "content", "--style", dataset / "style.png", "--out", out,
+def hold_every_shard(env, dataset: Path, out: Path) -> None:
+    """Plan the run (iterations 5), then hold every shard with a live lease of this test process,
+    so a worker started on it can make no progress (and does no VGG work)."""
+    res = run(env, NST, "submit", dataset / "content", "--style", dataset / "style.png", "--out", out,
               "--array", "1", "--dry-run", "--", *TINY, "--iterations", "5")
     assert res.returncode == 0, res.stderr
     (out / "leases").mkdir(exist_ok=True)
@@ -300,6 +298,29 @@ def test_timeouts_without_progress_stop_requeueing(cluster, dataset, tmp_path):
         (out / "leases" / f"{shard['name']}.lease").write_text(json.dumps(
             {"token": "test", "holder": "test", "host": os.uname().nodename, "pid": os.getpid(),
              "started": time.time(), "ttl": 3600}))
+
+
+def test_scancel_is_not_undone_by_a_requeue(cluster, dataset, tmp_path):
+    """A user's `scancel` sends TERM: the worker stops cleanly but must not requeue itself."""
+    out = tmp_path / "run"
+    hold_every_shard(cluster, dataset, out)
+    job = submit(cluster, dataset, out, "--array", "1", iterations=5, ttl=3600)
+    wait_for(lambda: "worker ready" in log_text(out), 120, "the worker to start")
+    time.sleep(1)
+    assert run(cluster, "scancel", f"{job}_0").returncode == 0
+    states = wait_done(cluster, job, timeout=120)
+    assert states["0"]["state"] == "CANCELLED" and states["0"]["restarts"] == 0, states
+    time.sleep(2)
+    assert job_states(cluster, job)["0"]["state"] == "CANCELLED"  # and it stays cancelled
+    assert "stopped (SIGTERM)" in log_text(out) and f"requeued {job}_0" not in log_text(out)
+
+
+def test_timeouts_without_progress_stop_requeueing(cluster, dataset, tmp_path):
+    """A stop near the job's time limit is a time-out: requeued, but not forever. Here every shard
+    is held by someone else, so the task can make no progress; with --max-timeout-requeues 0 the
+    first time-out requeues (nothing to compare with yet) and the second ends the task with 76."""
+    out = tmp_path / "run"
+    hold_every_shard(cluster, dataset, out)
     # --time 1 with a 30 s grace: any stop is within grace + slack of the limit, i.e. a time-out
     job = submit(cluster, dataset, out, "--array", "1", "--max-timeout-requeues", "0", iterations=5, ttl=3600,
                  time_limit="1")
