@@ -10,6 +10,7 @@ EXIT_SAMPLES_FAILED = 3  # the run finished but some samples failed
 EXIT_VERIFY_FAILED = 4   # `nst verify` found an inconsistency
 EXIT_RUN_MISMATCH = 5    # an existing run directory holds a different run
 EXIT_PREEMPTED = 75      # stopped on a preemption signal; requeued (EX_TEMPFAIL)
+EXIT_REQUEUE_LIMIT = 76  # SLURM: time limit hit too often without progress; not requeued
 
 
 class NSTError(Exception):
