@@ -33,11 +33,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import EXIT_PREEMPTED
+from pipeline.errors import EXIT_PREEMPTED, EXIT_REQUEUE_LIMIT
 from pipeline.io.atomic import atomic_write_text
 from pipeline.run.stop import request_stop
 
-EXIT_REQUEUE_LIMIT = 76  # stopped at the time limit too often without progress; not requeued
 DEFAULT_GRACE_S = 120  # the `@grace` of `--signal=USR2@grace` when the job does not say (NST_SLURM_GRACE)
 DEFAULT_MAX_TIMEOUT_REQUEUES = 3  # NST_SLURM_MAX_TIMEOUT_REQUEUES
 
