@@ -232,8 +232,6 @@ def slurm_worker(out: Path = typer.Argument(..., help="Run directory written by 
     from pipeline.run.stop import stop_requested
 
     slurm.install_signal_handlers()
-    # an array task is one process on purpose: Lightning's "srun is available but not used" is noise
-    warnings.filterwarnings("ignore", message=".*srun.* command is available")
     try:
         job = json.loads((out / "slurm" / "job.json").read_text())
     except (FileNotFoundError, ValueError) as exc:
