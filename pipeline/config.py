@@ -45,7 +45,7 @@ class StyleConfig:
     iterations: int = 300
     init: str = "noise"
     optimizer: str = "lbfgs"
-    lbfgs_history: int = 100
+    lbfgs_history: int = 20
     learning_rate: float = 1.0
     lbfgs_max_step: float = 64.0
     size: int = 512

@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     p.add_argument("--memory-sizes", default=None)
     p.add_argument("--coarse-to-fine", action="store_true")
     p.add_argument("--adam-row", action="store_true")
-    p.add_argument("--history", type=int, default=100)
+    p.add_argument("--history", type=int, default=20)
     p.add_argument("--save", default=None)
     p.add_argument("--markdown", default=None)
     args = p.parse_args(argv)

@@ -25,7 +25,7 @@ def bench(
     memory_sizes: Optional[str] = typer.Option(None, help="Also measure one-image peak memory at these sizes"),
     coarse_to_fine: bool = typer.Option(False, help="Also run half size then full size"),
     adam_row: bool = typer.Option(False, help="Also run the largest batch with Adam (the network's share)"),
-    history: int = typer.Option(100, help="L-BFGS history (pairs) for both paths"),
+    history: int = typer.Option(20, help="L-BFGS history (pairs) of the production path; the reference keeps torch's 100"),
     save: Optional[str] = typer.Option(None, help="Write the JSON record here (e.g. bench/results/cpu.json)"),
     markdown: Optional[str] = typer.Option(None, help="Then re-render this file (BENCHMARKS.md) from the records beside --save"),
 ):

@@ -15,7 +15,7 @@ import torch
 
 from pipeline.engine.objectives import Objective
 from pipeline.engine.optim import make_optimizer
-from pipeline.engine.precision import autocast, use_channels_last
+from pipeline.engine.precision import autocast, fast_fp32_matmul, use_channels_last
 
 
 @dataclass
@@ -98,7 +98,8 @@ def render(
     start = time.perf_counter()
     steps, next_log, next_snap = 0, log_every, snapshot_every
     while evals < iterations:
-        opt.step(closure)
+        with fast_fp32_matmul(precision, x.device):
+            opt.step(closure)
         steps += 1
         if step_hook is not None:
             with torch.no_grad():
