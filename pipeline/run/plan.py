@@ -22,6 +22,7 @@ from pipeline.errors import BadInput, RunMismatch
 from pipeline.io.atomic import atomic_write_text, fsync_dir
 from pipeline.io.shards import ShardPaths
 from pipeline.run.task import Sample, Task, number
+from pipeline.io.hashing import sha256_file
 
 FORMAT = "nst-run-v1"
 RUN_SUBDIRS = ("shards", "manifests", "commits", "work", "leases")
@@ -34,14 +35,6 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def sha256_path(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _describe_one(p: str, old: dict | None) -> dict:
     try:
         st = os.stat(p)
@@ -51,7 +44,7 @@ def _describe_one(p: str, old: dict | None) -> dict:
         digest = old["sha256"]
     else:
         try:
-            digest = sha256_path(Path(p))
+            digest = sha256_file(Path(p))
         except OSError:
             digest = None
     return {"path": p, "size": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns}

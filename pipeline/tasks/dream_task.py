@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from pipeline.io.images import encode_image, to_pil, to_tensor
-from pipeline.run.task import Planned, Sample
-from pipeline.tasks.dream import DreamConfig, dream_frames, encode_animation
-from pipeline.tasks.method_task import MethodTask, check_pixels
+from pipeline.run.task import Sample
+from pipeline.tasks.dream import dream_frames, encode_animation
+from pipeline.tasks.method_task import PerImageTask, check_pixels
 
 
-class DreamTask(MethodTask):
+class DreamTask(PerImageTask):
     """Members: {fmt} (the dream), frame{i:04d}.{fmt} and gif/webp when zoom_frames > 0, json."""
 
     name = "dream"
     shard_prefix = "dream"
-
-    def __init__(self, cfg: DreamConfig, rows):
-        super().__init__(cfg)
-        self.rows = rows
-
-    def plan(self) -> list[Planned]:
-        return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
 
     def produce(self, sample: Sample):
         fmt = self.cfg.output_format

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from pipeline.io.images import encode_image, to_pil, to_tensor
-from pipeline.run.task import Planned, Sample
-from pipeline.tasks.invert import InvertConfig, comparison_sheet, psnr, reconstruct
-from pipeline.tasks.method_task import MethodTask, check_pixels
+from pipeline.run.task import Sample
+from pipeline.tasks.invert import comparison_sheet, psnr, reconstruct
+from pipeline.tasks.method_task import PerImageTask, check_pixels
 
 
-class InvertTask(MethodTask):
+class InvertTask(PerImageTask):
     """Members: {layer}.{fmt} per layer, sheet.{fmt} (original then shallow → deep), json."""
 
     name = "invert"
     shard_prefix = "inverted"
-
-    def __init__(self, cfg: InvertConfig, rows):
-        super().__init__(cfg)
-        self.rows = rows
-
-    def plan(self) -> list[Planned]:
-        return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
 
     def produce(self, sample: Sample):
         fmt = self.cfg.output_format

@@ -15,7 +15,7 @@ from PIL import Image
 
 from pipeline.config import StyleConfig
 from pipeline.io.images import load_image, resize, target_size
-from pipeline.run.task import NonFiniteResult, Sample, SampleResult, Task, failed
+from pipeline.run.task import NonFiniteResult, Planned, Sample, SampleResult, Task, failed
 
 
 class MethodTask(Task):
@@ -78,6 +78,17 @@ class MethodTask(Task):
         members = dict(members)
         members["json"] = json.dumps(record, sort_keys=True).encode()
         return SampleResult(sample.key, "ok", members, meta)
+
+
+class PerImageTask(MethodTask):
+    """A method with one sample per DATA row (invert, dream, visualize)."""
+
+    def __init__(self, cfg, rows):
+        super().__init__(cfg)
+        self.rows = rows
+
+    def plan(self) -> list[Planned]:
+        return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
 
 
 def _finite(obj) -> bool:

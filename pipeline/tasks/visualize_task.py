@@ -24,28 +24,21 @@ from pipeline.io.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.io.images import encode_image, to_tensor
 from pipeline.io.shards import commit_holds
 from pipeline.run.plan import RunPlan, load_run
-from pipeline.run.task import Planned, Sample
+from pipeline.run.task import Sample
 from pipeline.tasks.deconv import forward_with_switches, project_down
-from pipeline.tasks.method_task import MethodTask
+from pipeline.tasks.method_task import MethodTask, PerImageTask
 from pipeline.tasks.visualize import TopK, VisualizeConfig, draw_grid, filter_maxima, merge_topk, patch_pair, \
     projection_image
 
 MAXIMA = "maxima.json"
 
 
-class VisualizeTask(MethodTask):
+class VisualizeTask(PerImageTask):
     """Map step: members {key}.maxima.json ({layer: {value, y, x}}) and {key}.json."""
 
     name = "visualize"
     shard_prefix = "maxima"
     presentation_keys = ("grid_filters", "cell")
-
-    def __init__(self, cfg: VisualizeConfig, rows):
-        super().__init__(cfg)
-        self.rows = rows
-
-    def plan(self) -> list[Planned]:
-        return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
 
     def produce(self, sample: Sample):
         img = self.sized(sample.source)
