@@ -10,6 +10,7 @@ A CSV/JSON-Lines row with a `style` column uses that style instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -49,6 +50,13 @@ def assign_styles(rows: list[InputRow], styles: list[str], policy: str, seed: in
         else:
             out.extend(Planned(row.path, (s,), extra) for s in styles)
     return out
+
+
+def _smaller(key):
+    """The out-of-memory retry size: 3/4 of ((w, h), styles), or None below 64 px."""
+    (w, h), styles = key
+    w2, h2 = round(w * 0.75), round(h * 0.75)
+    return None if min(w2, h2) < 64 else ((w2, h2), styles)
 
 
 class StylizeTask(Task):
@@ -96,8 +104,9 @@ class StylizeTask(Task):
         """Decode, bucket by (working size, styles), optimise each bucket as one batch.
 
         Out of memory splits a batch in halves down to single samples, then
-        records `failed_oom` (the output size is never changed silently); any
-        other error in a batch is isolated by retrying its samples one by one.
+        retries the sample at 3/4 of its size (recorded as `oom_resized_from` in
+        its metadata) down to 64 px, then records `failed_oom`; any other error
+        in a batch is isolated by retrying its samples one by one.
         """
         from pipeline.engine.batching import FAILED_OOM, make_batches, run_with_oom_fallback
         from pipeline.tasks.stylize import content_size
@@ -113,7 +122,7 @@ class StylizeTask(Task):
                 results[sample.key] = failed(sample, exc)
         for key, group in make_batches(ready, lambda r: (r[3], r[0].styles), len(samples) or 1):
             try:
-                outcomes = run_with_oom_fallback(group, key, self._stylize, shrink=lambda _: None,
+                outcomes = run_with_oom_fallback(group, key, self._stylize, shrink=_smaller,
                                                  device=self.device)
             except Exception:  # noqa: BLE001 - isolate the sample that fails
                 outcomes = None
@@ -132,15 +141,25 @@ class StylizeTask(Task):
                     results[o.item[0].key] = o.result
         return [results[s.key] for s in samples]
 
-    def _stylize(self, group: list, _key=None) -> list[SampleResult]:
-        """One optimisation for same-size samples that share their styles."""
+    def _stylize(self, group: list, key=None) -> list[SampleResult]:
+        """One optimisation for same-size samples that share their styles.
+
+        `key` is ((w, h), styles); a (w, h) smaller than the samples' own working
+        size comes from the out-of-memory fallback and is used instead.
+        """
+        from pipeline.io.images import resize
         from pipeline.tasks.stylize import StylizeJob, stylize_batch
 
         start = time.perf_counter()
         seeds = [item[0].seed for item in group]
         torch.manual_seed(seeds[0] % (1 << 63))
-        pixels, result = stylize_batch(self._backbone, self.cfg, self._targets,
-                                       StylizeJob([item[1] for item in group], group[0][2], seeds))
+        cfg, contents = self.cfg, [item[1] for item in group]
+        shrunk = key is not None and tuple(key[0]) != tuple(group[0][3])
+        if shrunk:
+            cfg = dataclasses.replace(self.cfg, size=max(key[0]))
+            contents = [resize(c, tuple(key[0])) for c in contents]
+        pixels, result = stylize_batch(self._backbone, cfg, self._targets,
+                                       StylizeJob(contents, group[0][2], seeds))
         seconds = round((time.perf_counter() - start) / len(group), 3)
         out = []
         for b, (sample, content, _styles, wh) in enumerate(group):
@@ -153,6 +172,8 @@ class StylizeTask(Task):
             data = encode_image(image, self.cfg.output_format)
             meta = {"losses": losses, "iterations": result.evaluations, "seconds": seconds,
                     "batch": len(group), "size": list(image.size), "content_size": list(wh)}
+            if shrunk:
+                meta["oom_resized_from"] = list(wh)
             record = {
                 "key": sample.key, "index": sample.index, "source": sample.source, "styles": list(sample.styles),
                 "seed": sample.seed, "assign": sample.extra.get("assign"), "params": self.cfg.to_dict(),
