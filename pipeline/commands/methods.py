@@ -53,6 +53,18 @@ def _finish(code: int, out: Path) -> None:
     raise typer.Exit(code)
 
 
+def _run_method(make_task, out: Path, *run_args, then=None) -> None:
+    """Build the Task, run it on the shared runner, then(task, code); NSTError -> one line + its exit code."""
+    try:
+        task = make_task()
+        code = _run(task, out, *run_args)
+        if then is not None:
+            then(task, code)
+    except NSTError as exc:
+        fail(exc)
+    _finish(code, out)
+
+
 @app.command()
 def texture(
     style: List[Path] = typer.Option(..., "--style", "-s", help="Texture source image or directory (repeatable)"),
@@ -69,14 +81,9 @@ def texture(
     from pipeline.tasks.texture import TextureConfig
     from pipeline.tasks.texture_task import TextureTask
 
-    try:
-        cfg = _config(TextureConfig, config, size, iterations, seed, set_, count=count)
-        task = TextureTask(cfg, read_styles(style))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
-                    threads)
-    except NSTError as exc:
-        fail(exc)
-    _finish(code, out)
+    _run_method(lambda: TextureTask(_config(TextureConfig, config, size, iterations, seed, set_, count=count),
+                                    read_styles(style)),
+                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads)
 
 
 @app.command()
@@ -93,14 +100,8 @@ def invert(
     from pipeline.tasks.invert import InvertConfig
     from pipeline.tasks.invert_task import InvertTask
 
-    try:
-        cfg = _config(InvertConfig, config, size, iterations, seed, set_)
-        task = InvertTask(cfg, read_data(data))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
-                    threads)
-    except NSTError as exc:
-        fail(exc)
-    _finish(code, out)
+    _run_method(lambda: InvertTask(_config(InvertConfig, config, size, iterations, seed, set_), read_data(data)),
+                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads)
 
 
 @app.command()
@@ -122,15 +123,10 @@ def dream(
     from pipeline.tasks.dream import DreamConfig
     from pipeline.tasks.dream_task import DreamTask
 
-    try:
-        cfg = _config(DreamConfig, config, size, iterations, seed, set_, octaves=octaves,
-                      octave_scale=octave_scale, zoom_frames=zoom_frames, dream_layer=layer, channel=channel)
-        task = DreamTask(cfg, read_data(data))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
-                    threads)
-    except NSTError as exc:
-        fail(exc)
-    _finish(code, out)
+    _run_method(lambda: DreamTask(_config(DreamConfig, config, size, iterations, seed, set_, octaves=octaves,
+                                          octave_scale=octave_scale, zoom_frames=zoom_frames, dream_layer=layer,
+                                          channel=channel), read_data(data)),
+                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads)
 
 
 @app.command()
@@ -154,16 +150,13 @@ def visualize(
     from pipeline.tasks.visualize import VisualizeConfig
     from pipeline.tasks.visualize_task import VisualizeTask, reduce_and_draw
 
-    try:
-        cfg = _config(VisualizeConfig, config, size, iterations, seed, set_)
-        task = VisualizeTask(cfg, read_data(data))
-        code = _run(task, out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress,
-                    threads)
+    def reduce(task, code):
+        """Rank 0 merges the per-shard maxima and draws the grids once the map step is done."""
         if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
-            written = reduce_and_draw(out, cfg, pick_device("cuda" if device.startswith("cuda") else device),
+            written = reduce_and_draw(out, task.cfg, pick_device("cuda" if device.startswith("cuda") else device),
                                       show_progress=progress)
             typer.echo(f"nst visualize: {out / 'visualize' / 'topk.json'}, "
                        + ", ".join(str(p) for p in written), err=True)
-    except NSTError as exc:
-        fail(exc)
-    _finish(code, out)
+
+    _run_method(lambda: VisualizeTask(_config(VisualizeConfig, config, size, iterations, seed, set_), read_data(data)),
+                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads, then=reduce)
