@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -12,6 +18,21 @@ def backbone():
     from pipeline.models.vgg import Backbone
 
     return Backbone("vgg16", pooling="max")
+
+
+@pytest.fixture
+def vgg(backbone):
+    """The session's real VGG16 (max pooling) on one thread, for the method tests."""
+    torch.set_num_threads(1)
+    return backbone
+
+
+def example_photo(name: str, size: int = 48):
+    """A bundled public-domain photo, longest side `size`, as a (1, 3, H, W) 0..255 tensor."""
+    from pipeline.io.images import load_image, resize, target_size, to_tensor
+
+    img = load_image(ROOT / "examples" / "content" / name)
+    return to_tensor(resize(img, target_size(img.width, img.height, size)))
 
 
 def make_image(size=(48, 40), seed=0, kind="content") -> Image.Image:

@@ -12,23 +12,16 @@ from PIL import Image
 
 from pipeline.config import build_config
 from pipeline.errors import BadInput
-from pipeline.io.images import load_image, resize, target_size, to_pil, to_tensor
-from pipeline.models.vgg import Backbone
+from pipeline.io.images import to_pil
 from pipeline.tasks.dream import DreamConfig, dream, dream_frames, encode_animation, octave_sizes
+from tests.conftest import example_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    torch.set_num_threads(1)
-    return Backbone("vgg16", pooling="max")
-
-
-@pytest.fixture(scope="module")
 def photo():
-    img = load_image(ROOT / "examples" / "content" / "coffee.jpg")
-    return to_tensor(resize(img, target_size(img.width, img.height, 48)))
+    return example_photo("coffee.jpg")
 
 
 def cfg(**kw):

@@ -9,23 +9,15 @@ import torch
 
 from pipeline.config import build_config
 from pipeline.engine.objectives import AlphaNorm, RelativeFeature, TotalVariationBeta, tv_loss
-from pipeline.io.images import load_image, resize, target_size, to_tensor
-from pipeline.models.vgg import Backbone
 from pipeline.tasks.invert import InvertConfig, comparison_sheet, psnr, reconstruct
+from tests.conftest import example_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    torch.set_num_threads(1)
-    return Backbone("vgg16", pooling="max")
-
-
-@pytest.fixture(scope="module")
 def photo():
-    img = load_image(ROOT / "examples" / "content" / "astronaut.jpg")
-    return to_tensor(resize(img, target_size(img.width, img.height, 48)))
+    return example_photo("astronaut.jpg")
 
 
 def cfg(**kw):

@@ -5,24 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
 from pipeline.engine.loop import render
 from pipeline.engine.objectives import MeanSquaredActivation
 from pipeline.io.images import load_image, resize, target_size, to_tensor
-from pipeline.models.vgg import Backbone
 from pipeline.tasks.deconv import forward_with_switches, project_activation, project_down, receptive_box
 from pipeline.tasks.visualize import TopK, filter_maxima, merge_topk
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def vgg():
-    torch.set_num_threads(1)
-    return Backbone("vgg16", pooling="max")
 
 
 def random_input(vgg, size=32, seed=0):
