@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.engine.compiled import COMPILE_MODES
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.weights import BACKBONES
@@ -55,7 +56,9 @@ class StyleConfig:
     seed: int = 0
     preserve_colors: bool = False
     precision: str = "fp32"
-    batch_size: int = 1
+    batch_size: int | str = 1   # samples optimised together, or "auto": from free memory, up to max_batch
+    max_batch: int = 8
+    compile: str = "none"       # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
     output_format: str = "png"
     log_every: int = 10
 
@@ -76,13 +79,13 @@ class StyleConfig:
                 f"but there are {len(self.style_layers)} style layers"
             )
         for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("pooling", POOLINGS),
-                              ("precision", PRECISIONS), ("output_format", FORMATS)):
+                              ("precision", PRECISIONS), ("output_format", FORMATS), ("compile", COMPILE_MODES)):
             if getattr(self, name) not in choices:
                 raise BadInput(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        for name in ("size", "iterations", "lbfgs_history", "size_multiple", "batch_size", "log_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise BadInput(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size != "auto":
+            self._positive_int("batch_size")
+        for name in ("size", "iterations", "lbfgs_history", "size_multiple", "max_batch", "log_every"):
+            self._positive_int(name)
         for name in ("content_weight", "tv_weight"):
             if float(getattr(self, name)) < 0:
                 raise BadInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -93,6 +96,12 @@ class StyleConfig:
         if self.style_scale is not None and self.style_scale <= 0:
             raise BadInput(f"style_scale must be > 0, got {self.style_scale!r}")
         return self
+
+    def _positive_int(self, name: str) -> None:
+        value = getattr(self, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            extra = ' or "auto"' if name == "batch_size" else ""
+            raise BadInput(f"{name} must be a positive integer{extra}, got {value!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

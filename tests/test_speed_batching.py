@@ -116,3 +116,40 @@ def test_shrink_policy():
     assert step(512) == 384 and step(96) == 64 and step(64) is None
     assert step((512, 336)) == (384, 240)
     assert step((64, 64)) is None
+
+
+def test_auto_batch_size_buckets_up_to_max_batch(tmp_path, backbone):
+    """batch_size=auto: the runner hands max_batch samples; each size bucket is sized from free memory."""
+    from pipeline.config import build_config
+    from pipeline.engine.batching import auto_batch_size
+    from pipeline.errors import BadInput
+    from pipeline.io.reader import InputRow
+    from pipeline.run.task import number
+    from pipeline.tasks.stylize_task import StylizeTask
+    from tests.conftest import make_image
+
+    cfg = build_config(overrides={"size": 40, "iterations": 2, "batch_size": "auto", "max_batch": 2,
+                                  "precision": "fp32"})
+    layers = [cfg.content_layer, *cfg.style_layers]
+    per = bytes_per_image(backbone.net, layers, 40, 40, "fp32", cfg.lbfgs_history)
+    assert auto_batch_size(backbone.net, layers, 40, 40, cfg, "cpu") == min(2, int(0.85 * free_bytes("cpu") // per))
+    huge = build_config(overrides={"batch_size": "auto", "max_batch": 64})
+    assert auto_batch_size(backbone.net, layers, 8192, 8192, huge, "cpu") < 64  # 8k px: memory, not max_batch, decides
+
+    paths = []
+    for i, wh in enumerate([(40, 40), (40, 40), (40, 40), (40, 32)]):
+        p = tmp_path / f"c{i}.png"
+        make_image(wh, i).save(p)
+        paths.append(str(p))
+    style = tmp_path / "s.png"
+    make_image((40, 40), 9, "style").save(style)
+    task = StylizeTask(cfg, [InputRow(p) for p in paths], [str(style)])
+    assert task.batch_size == 2
+    task.setup("cpu")
+    samples = number(task.plan(), cfg.seed)
+    results = task.process(samples[:3]) + task.process(samples[3:])
+    assert [r.status for r in results] == ["ok"] * 4
+    assert [r.meta["batch"] for r in results] == [2, 2, 1, 1]
+
+    with pytest.raises(BadInput, match="batch_size must be a positive integer or \"auto\", got 'many'"):
+        build_config(overrides={"batch_size": "many"})

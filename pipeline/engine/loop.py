@@ -13,9 +13,10 @@ from typing import Callable
 
 import torch
 
+from pipeline.engine.compiled import LossAndGrad, forward_parts, resolve_compile
 from pipeline.engine.objectives import Objective
 from pipeline.engine.optim import make_optimizer
-from pipeline.engine.precision import autocast, fast_fp32_matmul, use_channels_last
+from pipeline.engine.precision import fast_fp32_matmul, use_channels_last
 
 
 @dataclass
@@ -25,15 +26,13 @@ class RenderResult:
     evaluations: int
     seconds: float
     history: list[tuple[int, list[float]]] = field(default_factory=list)  # (evals, per-sample totals)
+    compiled: str = "none"                # torch.compile mode the evaluations ran under ("none": eager)
 
 
 def evaluate(net, objective: Objective, x: torch.Tensor, precision: str) -> dict[str, torch.Tensor]:
     """Per-term per-sample losses at x, without gradients."""
     with torch.no_grad():
-        with autocast(precision, x.device):
-            xin = x.contiguous(memory_format=torch.channels_last) if use_channels_last(precision, x.device) else x
-            acts = net(xin, objective.layers) if objective.layers else {}
-        return objective.parts(acts, x)
+        return forward_parts(net, objective, x, precision, use_channels_last(precision, x.device))
 
 
 def _per_sample(parts: dict[str, torch.Tensor]) -> list[dict[str, float]]:
@@ -64,16 +63,19 @@ def render(
     maximize: bool = False,
     step_hook: Callable[[torch.Tensor, int], None] | None = None,
     max_step: float = 64.0,
+    compile: str = "none",
 ) -> RenderResult:
     """Run `iterations` loss-and-gradient evaluations on a copy of x0.
 
     maximize=True ascends the objective (DeepDream); step_hook(x, i) may edit
     x in place between steps (jitter, clamping). max_step bounds the per-pixel
-    L-BFGS step in network units.
+    L-BFGS step in network units. compile picks eager or a torch.compile mode
+    (pipeline.engine.compiled; 'auto' compiles where it was measured to pay).
     """
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt = make_optimizer(optimizer, x, lr=lr, history=history, max_step=max_step)
-    channels_last = use_channels_last(precision, x.device)
+    mode = resolve_compile(compile, x.device, iterations * x.numel() / max(1, x.shape[1]))
+    loss_and_grad = LossAndGrad(net, objective, precision, use_channels_last(precision, x.device), mode)
     sign = -1.0 if maximize else 1.0
     last_parts: dict[str, torch.Tensor] = {}
     evals = 0
@@ -82,14 +84,9 @@ def render(
         nonlocal last_parts, evals
         evals += 1
         opt.zero_grad(set_to_none=True)
-        with autocast(precision, x.device):
-            xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-            acts = net(xin, objective.layers) if objective.layers else {}
-        parts = objective.parts(acts, x)
-        per_sample = sum(parts.values())
-        (sign * per_sample).sum().backward()
+        parts = loss_and_grad(x, sign)
         last_parts = parts
-        return (sign * per_sample).sum()
+        return (sign * sum(parts.values())).sum().detach()
 
     # `iterations` counts loss-and-gradient evaluations. One step is one evaluation
     # for Adam and L-BFGS without line search; with a line search a step may take
@@ -114,4 +111,5 @@ def render(
             next_snap = (evals // snapshot_every + 1) * snapshot_every
     final = _per_sample(evaluate(net, objective, x.detach(), precision))
     seconds = time.perf_counter() - start
-    return RenderResult(x=x.detach(), losses=final, evaluations=evals, seconds=seconds, history=history_rows)
+    return RenderResult(x=x.detach(), losses=final, evaluations=evals, seconds=seconds, history=history_rows,
+                        compiled=loss_and_grad.mode)

@@ -150,7 +150,7 @@ def dream(backbone: Backbone, cfg: DreamConfig, pixels: torch.Tensor, seed: int,
             if on_log is not None:
                 on_log(done, total, rows)
 
-        result = render(backbone.net, objective, x0, cfg.iterations, optimizer="normalized_sgd",
+        result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer="normalized_sgd",
                         lr=cfg.learning_rate, precision=precision, log_every=1, on_log=log,
                         maximize=True, step_hook=jitter)
         x = jitter.finish(result.x)

@@ -75,7 +75,7 @@ def reconstruct(backbone: Backbone, cfg: InvertConfig, pixels: torch.Tensor, lay
         target = backbone.net(x_net, [layer])[layer].float()
     objective = invert_objective(cfg, layer, target)
     x0 = backbone.pre.noise(tuple(x_net.shape), torch.Generator().manual_seed(int(seed))).to(dev)
-    result = render(backbone.net, objective, x0, cfg.iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate,
+    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer, lr=cfg.learning_rate,
                     history=cfg.lbfgs_history, precision=precision, log_every=cfg.log_every, on_log=on_log)
     return backbone.pre.to_pixels(result.x).clamp(0, 255), result
 

@@ -158,7 +158,7 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
             content_acts = backbone.net(content_net, [cfg.content_layer])[cfg.content_layer].float()
     objective = build_objective(cfg, content_acts, grams)
     x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
-    result = render(backbone.net, objective, x0, cfg.iterations, optimizer=cfg.optimizer,
+    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer,
                     lr=cfg.learning_rate, history=cfg.lbfgs_history, precision=precision,
                     log_every=cfg.log_every, on_log=on_log, on_snapshot=on_snapshot,
                     snapshot_every=snapshot_every,

@@ -67,7 +67,8 @@ class StylizeTask(Task):
 
     def __init__(self, cfg: StyleConfig, rows: list[InputRow], styles: list[str], assign: str = "one"):
         self.cfg, self.rows, self.styles, self.assign = cfg, rows, styles, assign
-        self.batch_size = cfg.batch_size  # samples per optimisation (same size and styles)
+        # the runner hands process() up to this many samples; "auto" sizes each bucket from free memory
+        self.batch_size = cfg.max_batch if cfg.batch_size == "auto" else cfg.batch_size
         self._backbone = None
         self._targets = None
         self._style_cache: dict = {}
@@ -120,7 +121,7 @@ class StylizeTask(Task):
                 ready.append((sample, content, styles, content_size(content, self.cfg)))
             except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the run goes on
                 results[sample.key] = failed(sample, exc)
-        for key, group in make_batches(ready, lambda r: (r[3], r[0].styles), len(samples) or 1):
+        for key, group in make_batches(ready, lambda r: (r[3], r[0].styles), self._bucket_batch):
             try:
                 outcomes = run_with_oom_fallback(group, key, self._stylize, shrink=_smaller,
                                                  device=self.device)
@@ -140,6 +141,18 @@ class StylizeTask(Task):
                 else:
                     results[o.item[0].key] = o.result
         return [results[s.key] for s in samples]
+
+    def _bucket_batch(self, key) -> int:
+        """Samples of one (size, styles) bucket optimised together: fixed, or what free memory holds."""
+        if self.cfg.batch_size != "auto":
+            return int(self.cfg.batch_size)
+        from pipeline.engine.batching import auto_batch_size
+
+        (w, h), _styles = key
+        return auto_batch_size(self._backbone.net, self._layers(), w, h, self.cfg, self.device)
+
+    def _layers(self) -> list[str]:
+        return [self.cfg.content_layer, *self.cfg.style_layers]
 
     def _stylize(self, group: list, key=None) -> list[SampleResult]:
         """One optimisation for same-size samples that share their styles.

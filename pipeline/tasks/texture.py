@@ -100,7 +100,7 @@ def synthesize(backbone: Backbone, cfg: TextureConfig, name: str, source: Image.
     objective = texture_objective(cfg, grams)
     out_w, out_h = cfg.output_wh()
     x0 = backbone.pre.noise((1, 3, out_h, out_w), torch.Generator().manual_seed(int(seed))).to(dev)
-    result = render(backbone.net, objective, x0, cfg.iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate,
+    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer, lr=cfg.learning_rate,
                     history=cfg.lbfgs_history, precision=resolve_precision(cfg.precision, dev),
                     log_every=cfg.log_every, on_log=on_log)
     pixels = backbone.pre.to_pixels(result.x).clamp(0, 255)
