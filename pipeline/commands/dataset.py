@@ -32,6 +32,9 @@ def stylize(
     threads: int = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical "
                                         "across --devices; use --devices to occupy more cores)"),
     progress: bool = typer.Option(True, help="Show per-worker progress bars"),
+    overlap: bool = typer.Option(True, help="Decode the next batch and encode/write finished samples in "
+                                            "background threads while the device computes (--no-overlap: "
+                                            "one step after another; same outputs)"),
     plan_only: bool = typer.Option(False, "--plan-only", help="Write (or check) DIR/run.json, then exit; "
                                    "`nst submit` uses it before sbatch"),
 ):
@@ -56,7 +59,7 @@ def stylize(
             raise typer.Exit(EXIT_OK)
         code = execute(task, RunOptions(out=out, shard_size=shard_size, devices=devices, device=device,
                                         overwrite=overwrite, retry_failed=retry_failed, lease_ttl=lease_ttl,
-                                        progress=progress, threads=threads))
+                                        progress=progress, threads=threads, overlap=overlap))
     except NSTError as exc:
         fail(exc)
     raise typer.Exit(code)

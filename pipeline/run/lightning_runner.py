@@ -58,7 +58,8 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
             device = str(self.device) if self.device.type != "cuda" else f"cuda:{self.device.index or 0}"
             self.worker = Worker(plan, task, WorkerOptions(
                 rank=self.global_rank, world=world, device=device, retry_failed=opts.retry_failed,
-                retry_id=opts.retry_id, lease_ttl=opts.lease_ttl, poll=opts.poll, progress=opts.progress))
+                retry_id=opts.retry_id, lease_ttl=opts.lease_ttl, poll=opts.poll, progress=opts.progress,
+                overlap=opts.overlap))
 
         def predict_step(self, batch, batch_idx):
             order = self.worker.shard_order()

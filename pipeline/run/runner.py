@@ -32,6 +32,7 @@ class RunOptions:
     lease_ttl: float = 600.0
     progress: bool = True
     threads: int = 1              # torch threads per CPU worker process
+    overlap: bool = True          # decode/encode/write in background threads (--no-overlap, NST_OVERLAP=0)
 
 
 def _accelerator(device: str) -> str:
@@ -76,7 +77,7 @@ def execute(task: Task, opts: RunOptions) -> int:
             os.environ["NST_RETRY_ID"] = uuid.uuid4().hex
         retry_id = os.environ["NST_RETRY_ID"]
     wopts = WorkerOptions(retry_failed=opts.retry_failed, retry_id=retry_id, lease_ttl=opts.lease_ttl,
-                          progress=opts.progress)
+                          progress=opts.progress, overlap=opts.overlap)
     rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, opts.threads)
     if stop_requested():
         print(f"nst: stopped ({stop_reason()}); finished samples are saved, rerun the same command to resume",

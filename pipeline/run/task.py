@@ -11,7 +11,14 @@ Lifecycle (per worker process):
 
     task.identity(), task.plan()     # on every start; must be deterministic
     task.setup(device)               # once per worker: load the backbone, caches
-    task.process([Sample, ...])      # many times; batches of <= task.batch_size
+    task.load([Sample, ...])         # optional, in a prefetch thread: decode the next batch
+    task.process([Sample, ...], loaded=...)  # many times; batches of <= task.batch_size
+
+`load` (CPU only, thread-safe, no device work) runs while the previous batch is
+being optimised and its return value is passed to `process` as `loaded`; a task
+that does not override it keeps the one-argument `process(samples)`. Result
+members may be zero-argument callables returning bytes: the runner calls them in
+its writer thread, so encoding overlaps the next batch (see pipeline/run/overlap.py).
 
 Per-sample seeds are derived by the runner from (run seed, global index), so a
 sample's output does not depend on which worker ran it or in what order.
@@ -22,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 # Status of a sample in a manifest. "ok" is the only success.
 OK = "ok"
@@ -68,13 +75,15 @@ class SampleResult:
 
     members: extension -> bytes, written into the tar as f"{key}.{ext}" (for an
              "ok" result; e.g. {"png": ..., "json": ...}). Empty for failures.
+             A value may also be a zero-argument callable returning the bytes
+             (a deferred encode); if it raises, the sample becomes a failed row.
     meta:    JSON-serialisable facts for the manifest row (losses, iterations,
              seconds, size ...).
     """
 
     key: str
     status: str = OK
-    members: dict[str, bytes] = field(default_factory=dict)
+    members: dict[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
@@ -112,9 +121,17 @@ class Task:
     def setup(self, device: str) -> None:
         """Load models and build caches once per worker process on `device`."""
 
-    def process(self, samples: list[Sample]) -> list[SampleResult]:
+    def load(self, samples: list[Sample]) -> Any:
+        """Optional: decode the inputs of `samples` ahead of `process`, in a background
+        thread while the previous batch is optimised. CPU only, thread-safe, no device
+        work, never raises for one sample's problem (return it for `process` to record
+        as that sample's failed row). None means "not loaded": `process` does it itself."""
+        return None
+
+    def process(self, samples: list[Sample], loaded: Any = None) -> list[SampleResult]:
         """Produce one result per sample, in order. Per-sample problems should be
-        returned as failed results (see `classify`); an exception fails the batch."""
+        returned as failed results (see `classify`); an exception fails the batch.
+        `loaded` is what `load(samples)` returned (None: decode here)."""
         raise NotImplementedError
 
 
@@ -172,3 +189,20 @@ def failed(sample: Sample, exc: BaseException) -> SampleResult:
     msg = (str(exc).splitlines() or [type(exc).__name__])[0]
     msg = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", msg)[:500]  # stable, groupable messages
     return SampleResult(sample.key, classify(exc), {}, {}, f"{type(exc).__name__}: {msg}")
+
+
+def resolve_members(sample: Sample, result: SampleResult) -> SampleResult:
+    """`result` with every deferred (callable) member turned into bytes; an exception while
+    encoding makes it a failed result for this sample only (status from `classify`)."""
+    if not result.ok or not any(callable(v) for v in result.members.values()):
+        return result
+    try:
+        members = {}
+        for ext, value in result.members.items():
+            data = value() if callable(value) else value
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(f"member {ext!r} of {sample.key} is {type(data).__name__}, not bytes")
+            members[ext] = bytes(data)
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the run goes on
+        return failed(sample, exc)
+    return SampleResult(result.key, result.status, members, result.meta, result.error)

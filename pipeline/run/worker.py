@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pipeline.io.shards import ShardWriter, commit_holds, remove_work_files
 from pipeline.progress import bar
 from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
+from pipeline.run.overlap import BackgroundWriter, Prefetcher, overlap_allowed
 from pipeline.run.plan import RunPlan
 from pipeline.run.stop import stop_requested
-from pipeline.run.task import OK, Sample, SampleResult, Task, failed
+from pipeline.run.task import OK, Sample, SampleResult, Task, failed, resolve_members
 
 
 @dataclass
@@ -30,6 +31,7 @@ class WorkerOptions:
     lease_ttl: float = 600.0
     poll: float = 2.0
     progress: bool = True
+    overlap: bool = True  # prefetch inputs and write outputs in background threads (also NST_OVERLAP=0)
 
 
 @dataclass
@@ -142,6 +144,9 @@ class Worker:
         return self._bar
 
     def _process_shard(self, shard: dict, lease: Lease) -> None:
+        """Batches of the shard's unfinished samples. With overlap on, batch i+1 is decoded
+        (`Task.load`) and batch i-1 encoded and made durable while batch i is optimised;
+        the compute thread waits for the writer only before a commit or an abandon."""
         self._ensure_ready()
         self._heartbeat.lease = lease
         paths = self.plan.shard_paths(shard)
@@ -152,30 +157,48 @@ class Worker:
         todo = [s for s in samples if s.key not in rows
                 or (self.opts.retry_failed and rows[s.key]["status"] != OK and shard["id"] not in self._visited)]
         progress = self._progress()
-        for batch in batches(todo, shard["first"], max(1, int(getattr(self.task, "batch_size", 1)))):
-            if stop_requested() or not lease.still_ours():
-                writer.abandon()  # every finished sample is durable; the next attempt continues
+        overlap = self.opts.overlap and overlap_allowed()
+        has_load = type(self.task).load is not Task.load
+        size = max(1, int(getattr(self.task, "batch_size", 1)))
+        background = BackgroundWriter(enabled=overlap)
+        try:
+            with Prefetcher(batches(todo, shard["first"], size), self.task.load, enabled=overlap and has_load) \
+                    as inputs:
+                for batch, loaded in inputs:
+                    if stop_requested() or not lease.still_ours():
+                        background.sync()  # every finished sample durable; the next attempt continues
+                        return
+                    started = time.time()
+                    results = self._run_batch(batch, loaded)
+                    background.submit(lambda b=batch, r=results, t=started: self._write_batch(
+                        writer, shard, rows, b, r, t, lease, progress))
+            background.sync()
+            if not lease.still_ours():
                 return
-            started = time.time()
-            results = self._run_batch(batch)
-            for sample, result in zip(batch, results):
-                prev = rows.get(sample.key)
-                row = self._row(shard, sample, result, started, (prev or {}).get("attempt", 0) + 1)
-                writer.append(sample.key, result.members if result.ok else {}, row)
-                self._count(result)
-                progress.update(1)
-            lease.touch()
-            self._postfix(progress)
-        if not lease.still_ours():
-            writer.abandon()
-            return
-        writer.commit([s.key for s in samples], {"retry_id": self.opts.retry_id} if self.opts.retry_failed else None)
+            writer.commit([s.key for s in samples],
+                          {"retry_id": self.opts.retry_id} if self.opts.retry_failed else None)
+        finally:
+            background.close()  # joins the writer thread (queued samples are written first)
+            writer.abandon()    # closes the work files; a no-op after a commit
         self._visited.add(shard["id"])
         self.stats.shards_committed += 1
 
-    def _run_batch(self, batch: list[Sample]) -> list[SampleResult]:
+    def _write_batch(self, writer: ShardWriter, shard: dict, rows: dict, batch: list[Sample],
+                     results: list[SampleResult], started: float, lease: Lease, progress) -> None:
+        """Encode, hash and durably append one batch's samples in order (writer thread)."""
+        for sample, result in zip(batch, results):
+            result = resolve_members(sample, result)
+            prev = rows.get(sample.key)
+            row = self._row(shard, sample, result, started, (prev or {}).get("attempt", 0) + 1)
+            writer.append(sample.key, result.members if result.ok else {}, row)
+            self._count(result)
+            progress.update(1)  # counted once durable
+        lease.touch()
+        self._postfix(progress)
+
+    def _run_batch(self, batch: list[Sample], loaded=None) -> list[SampleResult]:
         try:
-            results = self.task.process(batch)
+            results = self.task.process(batch) if loaded is None else self.task.process(batch, loaded=loaded)
             if len(results) != len(batch):
                 raise RuntimeError(f"task returned {len(results)} results for {len(batch)} samples")
             return results
