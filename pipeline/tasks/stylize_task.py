@@ -11,8 +11,10 @@ A CSV/JSON-Lines row with a `style` column uses that style instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import threading
 import time
 
 import torch
@@ -24,6 +26,7 @@ from pipeline.io.reader import InputRow
 from pipeline.run.task import Planned, Sample, SampleResult, Task, NonFiniteResult, failed, sample_seed
 
 ASSIGN_POLICIES = ("one", "random", "cycle", "all")
+_STYLE_LOCK = threading.Lock()  # the per-worker style cache is filled from the prefetch thread too
 
 
 def assign_styles(rows: list[InputRow], styles: list[str], policy: str, seed: int) -> list[Planned]:
@@ -97,12 +100,28 @@ class StylizeTask(Task):
 
     def _style(self, path: str):
         """Decoded style images are kept per worker; Gram targets are cached by StyleTargets."""
-        if path not in self._style_cache:
-            self._style_cache[path] = load_image(path)
-        return self._style_cache[path]
+        with _STYLE_LOCK:
+            if path not in self._style_cache:
+                self._style_cache[path] = load_image(path)
+            return self._style_cache[path]
 
-    def process(self, samples: list[Sample]) -> list[SampleResult]:
-        """Decode, bucket by (working size, styles), optimise each bucket as one batch.
+    def load(self, samples: list[Sample]) -> dict:
+        """Decode contents and styles (CPU only; runs in the prefetch thread while the previous
+        batch is optimised): key -> (content, styles, working size), or the exception."""
+        from pipeline.tasks.stylize import content_size
+
+        out: dict = {}
+        for sample in samples:
+            try:
+                content = load_image(sample.source)
+                styles = [(p, self._style(p)) for p in sample.styles]
+                out[sample.key] = (content, styles, content_size(content, self.cfg))
+            except Exception as exc:  # noqa: BLE001 - becomes this sample's failed row in process()
+                out[sample.key] = exc
+        return out
+
+    def process(self, samples: list[Sample], loaded: dict | None = None) -> list[SampleResult]:
+        """Decode (unless `load` did), bucket by (working size, styles), optimise each bucket as one batch.
 
         Out of memory splits a batch in halves down to single samples, then
         retries the sample at 3/4 of its size (recorded as `oom_resized_from` in
@@ -110,17 +129,16 @@ class StylizeTask(Task):
         in a batch is isolated by retrying its samples one by one.
         """
         from pipeline.engine.batching import FAILED_OOM, make_batches, run_with_oom_fallback
-        from pipeline.tasks.stylize import content_size
 
         results: dict[str, SampleResult] = {}
         ready = []
+        loaded = self.load(samples) if loaded is None else loaded
         for sample in samples:
-            try:
-                content = load_image(sample.source)
-                styles = [(p, self._style(p)) for p in sample.styles]
-                ready.append((sample, content, styles, content_size(content, self.cfg)))
-            except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the run goes on
-                results[sample.key] = failed(sample, exc)
+            item = loaded[sample.key]
+            if isinstance(item, BaseException):  # recorded as a failed row, the run goes on
+                results[sample.key] = failed(sample, item)
+            else:
+                ready.append((sample, *item))
         for key, group in make_batches(ready, lambda r: (r[3], r[0].styles), self._bucket_batch):
             try:
                 outcomes = run_with_oom_fallback(group, key, self._stylize, shrink=_smaller,
@@ -181,8 +199,8 @@ class StylizeTask(Task):
                 out.append(failed(sample, NonFiniteResult(
                     f"non-finite loss or pixels (total loss {losses.get('total')})")))
                 continue
-            image = to_pil(pixels[b])
-            data = encode_image(image, self.cfg.output_format)
+            image = to_pil(pixels[b])  # the device->host copy stays here; the encode is deferred
+            data = functools.partial(encode_image, image, self.cfg.output_format)
             meta = {"losses": losses, "iterations": result.evaluations, "seconds": seconds,
                     "batch": len(group), "size": list(image.size), "content_size": list(wh)}
             if shrunk:
