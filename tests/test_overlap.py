@@ -255,3 +255,30 @@ def test_stop_and_interrupt_keep_finished_work_and_resume_completes(tmp_path):
     assert sorted(samples) == [f"{i:08d}" for i in range(7)]
     assert [r["key"] for r in manifest_rows(out)] == sorted(samples)
     assert nst("verify", out).returncode == EXIT_OK
+
+
+def test_per_image_method_prefetch_and_deferred_encode(tmp_path):
+    """`nst invert`'s task: inputs decoded ahead (a corrupt one is that sample's failed_decode row),
+    every image member encoded in the writer thread."""
+    from pipeline.config import build_config
+    from pipeline.io.reader import read_data
+    from pipeline.tasks.invert import InvertConfig
+    from pipeline.tasks.invert_task import InvertTask
+
+    data = tmp_path / "data"
+    for i in (0, 2):
+        picture(data / f"p{i}.png", (40, 32), seed=i)
+    (data / "p1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    cfg = build_config(InvertConfig, preset=None, overrides={"size": 32, "iterations": 5},
+                       sets=["invert_layers=block1_conv2"])
+    task = InvertTask(cfg, read_data(data))
+    out = tmp_path / "run"
+    assert execute(task, RunOptions(out=out, shard_size=3, device="cpu", progress=False)) == EXIT_SAMPLES_FAILED
+    rows = manifest_rows(out)
+    assert [r["status"] for r in rows] == ["ok", "failed_decode", "ok"] and "p1.png" in rows[1]["error"]
+    samples = tar_samples(out)
+    assert sorted(samples) == ["00000000", "00000002"]
+    for members in samples.values():
+        assert set(members) == {"block1_conv2.png", "sheet.png", "json"}
+        assert Image.open(io.BytesIO(members["sheet.png"])).width > 32
+    assert not _threads()

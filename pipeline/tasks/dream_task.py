@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from pipeline.io.images import encode_image, to_pil, to_tensor
 from pipeline.run.task import Sample
 from pipeline.tasks.dream import dream_frames, encode_animation
@@ -24,12 +26,12 @@ class DreamTask(PerImageTask):
         for f in frames:
             check_pixels(f)
             images.append(to_pil(f))
-        members = {fmt: encode_image(images[0], fmt)}
+        members = {fmt: partial(encode_image, images[0], fmt)}  # encoded in the writer thread
         if self.cfg.zoom_frames:
             for i, img in enumerate(images):
-                members[f"frame{i:04d}.{fmt}"] = encode_image(img, fmt)
-            members[self.cfg.animation_format] = encode_animation(images, self.cfg.animation_format,
-                                                                  self.cfg.frame_ms)
+                members[f"frame{i:04d}.{fmt}"] = partial(encode_image, img, fmt)
+            members[self.cfg.animation_format] = partial(encode_animation, images, self.cfg.animation_format,
+                                                         self.cfg.frame_ms)
         meta = {"objective_first": objective[0], "objective_last": objective[-1],
                 "iterations": len(objective), "frames": len(images), "size": list(images[0].size)}
         return members, meta

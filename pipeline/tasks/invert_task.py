@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pipeline.io.images import encode_image, to_pil, to_tensor
 from pipeline.run.task import Sample
 from pipeline.tasks.invert import comparison_sheet, psnr, reconstruct
@@ -24,11 +26,11 @@ class InvertTask(PerImageTask):
             out, result = reconstruct(self.backbone, self.cfg, pixels, layer, sample.seed)
             check_pixels(out)
             img = to_pil(out)
-            members[f"{layer}.{fmt}"] = encode_image(img, fmt)
+            members[f"{layer}.{fmt}"] = functools.partial(encode_image, img, fmt)  # in the writer thread
             recons.append((layer, img))
             losses[layer] = result.losses[0]
             scores[layer] = round(psnr(out.cpu(), pixels), 3)
             evaluations += result.evaluations
-        members[f"sheet.{fmt}"] = encode_image(comparison_sheet(original, recons), fmt)
+        members[f"sheet.{fmt}"] = lambda: encode_image(comparison_sheet(original, recons), fmt)
         meta = {"losses": losses, "psnr": scores, "iterations": evaluations, "size": list(original.size)}
         return members, meta

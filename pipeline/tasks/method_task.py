@@ -29,6 +29,7 @@ class MethodTask(Task):
         self.batch_size = 1
         self.backbone = None
         self.device = "cpu"
+        self._prefetched: dict = {}  # path -> image or exception that `load` made for this batch
 
     def identity(self) -> dict:
         d = {k: v for k, v in self.cfg.to_dict().items() if k not in self.presentation_keys}
@@ -49,16 +50,28 @@ class MethodTask(Task):
         self.backbone = Backbone(self.cfg.network, self.cfg.pooling, self.cfg.weights, device)
 
     def sized(self, path: str) -> Image.Image:
-        """The input decoded and resized (longest side cfg.size) exactly as the method sees it."""
+        """The input decoded and resized (longest side cfg.size) exactly as the method sees it
+        (taken from what `load` prefetched for the current batch, if it did)."""
+        ready = self._prefetched.pop(path, None)
+        if isinstance(ready, BaseException):
+            raise ready
+        return ready if ready is not None else self._decode_sized(path)
+
+    def _decode_sized(self, path: str) -> Image.Image:
         img = load_image(path)
         return resize(img, target_size(img.width, img.height, self.cfg.size, self.cfg.upscale,
                                        self.cfg.size_multiple))
 
-    def process(self, samples: list[Sample]) -> list[SampleResult]:
-        return [self._one(s) for s in samples]
+    def process(self, samples: list[Sample], loaded: dict | None = None) -> list[SampleResult]:
+        self._prefetched = dict(loaded or {})
+        try:
+            return [self._one(s) for s in samples]
+        finally:
+            self._prefetched = {}
 
-    def produce(self, sample: Sample) -> tuple[dict[str, bytes], dict]:
-        """(members without "json", meta for the manifest) for one sample; raise on failure."""
+    def produce(self, sample: Sample) -> tuple[dict, dict]:
+        """(members without "json", meta for the manifest) for one sample; raise on failure.
+        Member values may be bytes or zero-argument callables (encoded in the writer thread)."""
         raise NotImplementedError
 
     def _one(self, sample: Sample) -> SampleResult:
@@ -89,6 +102,17 @@ class PerImageTask(MethodTask):
 
     def plan(self) -> list[Planned]:
         return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
+
+    def load(self, samples: list[Sample]) -> dict:
+        """Decode and resize the inputs in the prefetch thread: path -> image, or the exception
+        (raised again by `sized` inside the sample's own try, so it is that sample's failed row)."""
+        out: dict = {}
+        for s in samples:
+            try:
+                out[s.source] = self._decode_sized(s.source)
+            except Exception as exc:  # noqa: BLE001
+                out[s.source] = exc
+        return out
 
 
 def _finite(obj) -> bool:

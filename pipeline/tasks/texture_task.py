@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pipeline.io.images import encode_image, load_image, to_pil
 from pipeline.run.task import Planned, Sample
 from pipeline.tasks.method_task import MethodTask, check_pixels
@@ -38,4 +40,4 @@ class TextureTask(MethodTask):
         check_pixels(pixels)
         image = to_pil(pixels)
         meta = {"losses": result.losses[0], "iterations": result.evaluations, "size": list(image.size)}
-        return {self.cfg.output_format: encode_image(image, self.cfg.output_format)}, meta
+        return {self.cfg.output_format: functools.partial(encode_image, image, self.cfg.output_format)}, meta
