@@ -2,7 +2,9 @@
 # The one prepared GPU benchmark run (issue 6), for a lent machine with one CUDA GPU.
 #
 # Reference vs production at 512 px, batch 1/4/8, fp32 and bf16, 300 evaluations,
-# plus an Adam row (the network's share), coarse-to-fine, and one-image peak memory
+# plus an Adam row (the network's share), coarse-to-fine, the production row under
+# torch.compile (COMPILE modes; reduce-overhead = CUDA graphs), a torch.profiler table
+# of a few production evaluations (where the time goes), and one-image peak memory
 # at 512/1024/2048 px and the largest size that fits. Writes to $OUT:
 #   gpu.json (the record bench/results/ takes verbatim), table.txt, progress.log, nvidia-smi.txt
 # Needs only torch, numpy, pillow, pyyaml in the machine's python3 (runs
@@ -10,7 +12,7 @@
 # Weights: .carry/vgg16-keras-fp16.pt if present (make it with bench/make_fp16_weights.py),
 # else same-shape random weights (timings valid, final losses not comparable to real ones).
 #
-# Dry run on a CPU: DEVICE=cpu SIZE=32 ITERS=4 BATCHES=1,2 REF=1 MEM= OUT=/tmp/gpu-dry bash bench/gpu.sh
+# Dry run on a CPU: DEVICE=cpu SIZE=32 ITERS=4 BATCHES=1,2 REF=1 MEM= COMPILE=default OUT=/tmp/gpu-dry bash bench/gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu}"
@@ -21,7 +23,8 @@ BATCHES="${BATCHES:-1,4,8}"
 PRECISIONS="${PRECISIONS:-fp32,bf16}"
 REF="${REF:-2}"
 MEM="${MEM-512,1024,2048}"
-LIMIT="${LIMIT:-420}"
+COMPILE="${COMPILE-default,reduce-overhead}"
+LIMIT="${LIMIT:-480}"
 PY="${PY:-python3}"
 WEIGHTS="${WEIGHTS:-.carry/vgg16-keras-fp16.pt}"
 mkdir -p "$OUT"
@@ -32,6 +35,8 @@ export PYTHONUNBUFFERED=1
 args=(--device "$DEVICE" --size "$SIZE" --iterations "$ITERS" --batch-size "$BATCHES"
       --precision "$PRECISIONS" --reference-images "$REF" --adam-row --coarse-to-fine --save "$OUT/gpu.json")
 [ -n "$MEM" ] && args+=(--memory-sizes "$MEM")
+[ -n "$COMPILE" ] && args+=(--compile "$COMPILE")
+[ "${PROFILE:-1}" = 1 ] && args+=(--profile)
 if [ -f "$WEIGHTS" ]; then args+=(--weights-file "$WEIGHTS"); else args+=(--random-weights); fi
 
 timeout "$LIMIT" "$PY" -m pipeline.bench "${args[@]}" 2> >(tee "$OUT/progress.log" >&2) | tee "$OUT/table.txt"

@@ -19,7 +19,7 @@ def test_bench_prints_table_saves_record_and_renders_markdown(tmp_path):
     save = tmp_path / "results" / "cpu.json"
     md = tmp_path / "BENCHMARKS.md"
     r = _nst("--size", "32", "--iterations", "3", "--batch-size", "2", "--precision", "fp32,bf16",
-             "--save", str(save), "--markdown", str(md))
+             "--profile", "--save", str(save), "--markdown", str(md))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert any(line.startswith("reference ") for line in lines)
@@ -39,6 +39,9 @@ def test_bench_prints_table_saves_record_and_renders_markdown(tmp_path):
     assert prod["time_ratio"] == prod["seconds_per_image"] / ref["seconds_per_image"]
     text = md.read_text()
     assert "| reference | fp32 |" in text and rec["device"] in text and rec["torch"] in text
+    # the profile: a torch.profiler table of production evaluations, in the output and the markdown
+    assert rec["profile"]["batch"] == 2 and "aten::convolution_backward" in rec["profile"]["table"]
+    assert "profile: 6 production evaluations, bf16, batch 2" in r.stdout and "<summary>Profile" in text
 
 
 def test_bench_bad_option_is_one_line_exit_2():
@@ -47,6 +50,10 @@ def test_bench_bad_option_is_one_line_exit_2():
     assert r.stderr.strip().splitlines() == ["nst: error: precision must be fp32, bf16 or auto (or a comma list), got 'fp16'"]
     r = _nst("--batch-size", "0", timeout=120)
     assert r.returncode == 2 and "batch-size" in r.stderr
+    r = _nst("--compile", "fast", timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "nst: error: compile must be default, reduce-overhead or max-autotune (or a comma list), got 'fast'"]
 
 
 def test_committed_gpu_record_renders(tmp_path):

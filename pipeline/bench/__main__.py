@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     p.add_argument("--coarse-to-fine", action="store_true")
     p.add_argument("--adam-row", action="store_true")
     p.add_argument("--history", type=int, default=20)
+    p.add_argument("--compile", default=None)
+    p.add_argument("--profile", action="store_true")
     p.add_argument("--save", default=None)
     p.add_argument("--markdown", default=None)
     args = p.parse_args(argv)
@@ -31,7 +33,8 @@ def main(argv=None) -> int:
     try:
         execute(args.device, args.size, args.iterations, args.batch_size, args.precision,
                 args.reference_images, args.random_weights, args.weights_file, args.memory_sizes,
-                args.coarse_to_fine, args.adam_row, args.history, args.save, args.markdown, command)
+                args.coarse_to_fine, args.adam_row, args.history, args.save, args.markdown, command,
+                compile_modes=args.compile, profile=args.profile)
     except NSTError as exc:
         print(f"nst: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -26,10 +26,21 @@ def precision_list(raw: str) -> list[str]:
     return values
 
 
+def compile_list(raw: str | None) -> list[str]:
+    from pipeline.engine.compiled import COMPILE_MODES
+
+    values = [v.strip() for v in str(raw or "").split(",") if v.strip()]
+    bad = [v for v in values if v not in COMPILE_MODES or v in ("none", "auto")]
+    if bad:
+        raise BadInput(f"compile must be default, reduce-overhead or max-autotune (or a comma list), got {raw!r}")
+    return values
+
+
 def execute(device: str, size: int, iterations: int, batch_size: str, precision: str,
             reference_images: int | None, random_weights: bool, weights_file: str | None,
             memory_sizes: str | None, coarse_to_fine: bool, adam_row: bool, history: int,
-            save: str | None, markdown: str | None, command: str) -> dict:
+            save: str | None, markdown: str | None, command: str, compile_modes: str | None = None,
+            profile: bool = False) -> dict:
     """Validate, run, print the table, save the JSON record and re-render BENCHMARKS.md."""
     import torch
 
@@ -53,6 +64,7 @@ def execute(device: str, size: int, iterations: int, batch_size: str, precision:
         random_weights=random_weights, weights_file=weights_file,
         memory_sizes=int_list("memory-sizes", memory_sizes) if memory_sizes else [],
         coarse_to_fine=coarse_to_fine, adam_row=adam_row, history=history, command=command,
+        compile_modes=compile_list(compile_modes), profile=profile,
     )
     result = run_bench(opts, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
                        checkpoint=(lambda rec: save_result(rec, save)) if save else None)

@@ -62,17 +62,27 @@ def _target_lines(result: dict) -> list[str]:
     """The issue's GPU targets, checked against this record."""
     if result.get("device_type") != "cuda":
         return []
-    prod = [r for r in result["rows"][1:] if r["path"] == "production"]
+    prod = [r for r in result["rows"][1:] if r["path"] == "production" or r["path"].startswith("production (compile")]
     if not prod:
         return []
     fast = max(prod, key=lambda r: r["speedup"])
     eff = max(prod, key=lambda r: r["matmul_fraction"] or 0.0)
     return [
         f"target >= 5x the reference at {result['options']['size']} px: best {fast['speedup']:.2f}x "
-        f"({fast['precision']}, batch {fast['batch']}): {'met' if fast['speedup'] >= 5 else 'NOT met'}",
+        f"({_which(fast)}): {'met' if fast['speedup'] >= 5 else 'NOT met'}",
         f"target >= 40% of the measured bf16 matmul rate: best {100 * eff['matmul_fraction']:.1f}% "
-        f"({eff['precision']}, batch {eff['batch']}): {'met' if eff['matmul_fraction'] >= 0.4 else 'NOT met'}",
+        f"({_which(eff)}): {'met' if eff['matmul_fraction'] >= 0.4 else 'NOT met'}",
     ]
+
+
+def _which(r: dict) -> str:
+    extra = r["path"][len("production"):].strip(" ()")
+    return f"{r['precision']}, batch {r['batch']}" + (f", {extra}" if extra else "")
+
+
+def _compile_lines(result: dict) -> list[str]:
+    return [f"{r['path']}: one-off compilation and warm-up {r['compile_seconds']:.1f} s (not in the timing)"
+            for r in result["rows"] if r.get("compile_seconds") is not None]
 
 
 def _header(result: dict) -> list[str]:
@@ -104,6 +114,11 @@ def text_table(result: dict) -> str:
     for err in result.get("errors", []):
         lines.append(f"not measured: {err}")
     lines.append("")
+    lines.extend(_compile_lines(result))
+    if result.get("profile"):
+        p = result["profile"]
+        lines += ["", f"profile: {p['evaluations']} production evaluations, {p['precision']}, batch {p['batch']}, "
+                  f"sorted by {p['sorted_by']}", p["table"]]
     lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result))
     lines.extend(_target_lines(result))
     return "\n".join(lines)
@@ -120,7 +135,7 @@ def markdown_section(result: dict, name: str) -> str:
     for r in result["rows"]:
         out.append("| " + " | ".join(_row_cells(r)) + " |")
     out.append("")
-    for line in _ratio_lines(result) + _precision_lines(result) + _target_lines(result):
+    for line in _ratio_lines(result) + _precision_lines(result) + _compile_lines(result) + _target_lines(result):
         out.append(f"- {line}")
     if result.get("memory"):
         out.append("")
@@ -133,6 +148,11 @@ def markdown_section(result: dict, name: str) -> str:
             out.append(f"| {m['size']} px | {peak} | {m['status']} |")
     for err in result.get("errors", []):
         out.append(f"- not measured: {err}")
+    if result.get("profile"):
+        p = result["profile"]
+        out += ["", f"<details><summary>Profile: {p['evaluations']} production evaluations, {p['precision']}, "
+                f"batch {p['batch']}, sorted by {p['sorted_by']}</summary>", "", "```", p["table"].rstrip(), "```",
+                "", "</details>"]
     out.append("")
     return "\n".join(out)
 

@@ -54,6 +54,8 @@ class BenchOptions:
     memory_sizes: list[int] = field(default_factory=list)
     coarse_to_fine: bool = False
     adam_row: bool = False
+    compile_modes: list[str] = field(default_factory=list)  # extra production rows under torch.compile
+    profile: bool = False                   # a torch.profiler table of a few production evaluations
     history: int = 20                       # production path
     reference_history: int = REFERENCE_HISTORY
     command: str = ""
@@ -224,7 +226,7 @@ def reference_path(work: Workload, n: int, iterations: int, history: int, progre
 
 def production_path(work: Workload, batch: int, precision: str, iterations: int, history: int,
                     progress, x0: torch.Tensor | None = None, with_losses: bool = True,
-                    optimizer: str = "lbfgs") -> tuple[dict, torch.Tensor]:
+                    optimizer: str = "lbfgs", compile: str = "none") -> tuple[dict, torch.Tensor]:
     """The engine's render: batched per-sample L-BFGS, truncated net, chosen precision."""
     dev = work.device
     objective = work.objective(0, batch)
@@ -239,12 +241,15 @@ def production_path(work: Workload, batch: int, precision: str, iterations: int,
     start = time.perf_counter()
     result = render(work.net, objective, x0, iterations, optimizer=optimizer, lr=work.cfg.learning_rate,
                     history=history, precision=precision, log_every=every, on_log=on_log,
-                    max_step=work.cfg.lbfgs_max_step * work.pre.unit)
+                    max_step=work.cfg.lbfgs_max_step * work.pre.unit, compile=compile)
     _sync(dev)
     seconds = time.perf_counter() - start
     peak = _peak_mib(dev)
     losses = work.final_losses(result.x, 0) if with_losses else []
-    return dict(path="production" if optimizer == "lbfgs" else f"production ({optimizer})", precision=precision, batch=batch, images=batch,
+    label = [optimizer] if optimizer != "lbfgs" else []
+    label += [f"compile {result.compiled}"] if compile != "none" else []
+    path = "production" + (f" ({', '.join(label)})" if label else "")
+    return dict(path=path, precision=precision, batch=batch, images=batch,
                 evaluations=result.evaluations * batch, seconds=seconds, peak_mib=peak, losses=losses,
                 forward_to=deepest(work.net, objective.layers),
                 backward_to=deepest(work.net, objective.layers)), result.x
@@ -341,7 +346,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
     """
     device = torch.device(opts.device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True  # as the pipeline's Backbone sets it on CUDA
     net, pre, weights_label = load_network(opts, device)
     cfg = StyleConfig(size=opts.size, iterations=opts.iterations, lbfgs_history=opts.history).validate()
     n_ref = opts.reference_images or max(opts.batch_sizes)
@@ -376,6 +381,23 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
             add(production_path(work, b, p, opts.iterations, opts.history, progress)[0])
     p, b = precisions[-1], max(opts.batch_sizes)
     extras = []
+    for mode in opts.compile_modes:
+        def compiled(mode=mode):
+            # the warm-up compiles (once per process and size); its time is reported, not timed
+            t0 = time.perf_counter()
+            production_path(work, b, p, 3, opts.history, lambda *_: None, with_losses=False, compile=mode)
+            _sync(device)
+            row, _ = production_path(work, b, p, opts.iterations, opts.history, progress, compile=mode)
+            add(dict(row, compile_seconds=round(time.perf_counter() - t0 - row["seconds"], 1)))
+        extras.append((f"compile {mode}", compiled))
+    if opts.profile:
+        def prof():
+            from pipeline.bench.profile import profile_evaluations
+
+            record["profile"] = profile_evaluations(work, b, p, opts.history)
+            if checkpoint:
+                checkpoint(record)
+        extras.append(("profile", prof))
     if opts.adam_row:
         # Same batch with Adam (a few elementwise passes, no history): how much of the
         # production time is the L-BFGS history rather than the network.

@@ -92,6 +92,10 @@ class Backbone:
         self.net = VGGFeatures(spec.arch, state, pooling).to(device)
         self.pre = Preprocess(spec.preprocessing)
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            # Every image of a size bucket has the same shapes: let cuDNN time its
+            # convolution algorithms once per shape instead of using its heuristics.
+            torch.backends.cudnn.benchmark = True
 
     @property
     def arch(self) -> str:
