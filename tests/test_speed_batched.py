@@ -66,3 +66,32 @@ def test_batch_mates_do_not_change_a_sample(backbone):
                 "lbfgs", 10, 1.0)
     assert torch.allclose(a.x[:1], same.x[:1], atol=0.05, rtol=0)
     assert not torch.allclose(a.x[1:2], same.x[1:2], atol=1.0)
+
+
+def test_two_loop_direction_matches_the_textbook_recursion():
+    """The fused two-loop gives -H·g of Nocedal & Wright (alg. 7.4), per sample, newest pair first."""
+    from pipeline.engine.lbfgs import LBFGS
+
+    torch.manual_seed(0)
+    b, n, m = 3, 50, 4
+    opt = LBFGS(torch.zeros(b, n), history=m)
+    pairs = []
+    for _ in range(6):  # more pairs than the history: the ring drops the oldest
+        s, y = torch.randn(b, n), torch.randn(b, n)
+        y = y + 3 * s  # keeps s·y > 0 (curvature condition)
+        opt._remember(s, y)
+        pairs.append((s, y))
+    g = torch.randn(b, n)
+    got = opt._direction(g)
+    for k in range(b):
+        kept = [(s[k].double(), y[k].double()) for s, y in pairs[-m:]]
+        q, alphas = -g[k].double(), []
+        for s, y in reversed(kept):
+            a = (s @ q) / (y @ s)
+            alphas.append(a)
+            q = q - a * y
+        s, y = kept[-1]
+        q = q * (s @ y) / (y @ y)
+        for (s, y), a in zip(kept, reversed(alphas)):
+            q = q + (a - (y @ q) / (y @ s)) * s
+        assert torch.allclose(got[k].double(), q, rtol=1e-4, atol=1e-5)

@@ -60,17 +60,19 @@ class LBFGS:
         self._count = min(self._count + 1, self.m)
 
     def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        q = -g.clone()
+        """-H·g by the two-loop recursion; each history pair costs one fused dot
+        product and one fused multiply-add per loop (no temporaries of the image's size)."""
+        q = -g
         order = [(self._head - 1 - k) % self.m for k in range(self._count)]  # newest first
         alphas = []
         for i in order:
-            a = self._rho[i] * (self._s[i] * q).sum(1)
+            a = self._rho[i] * torch.linalg.vecdot(self._s[i], q)
             alphas.append(a)
-            q -= a[:, None] * self._y[i]
+            q.addcmul_(a[:, None], self._y[i], value=-1.0)  # q is -g's own copy
         q *= self._gamma[:, None]
         for i, a in zip(reversed(order), reversed(alphas)):
-            b = self._rho[i] * (self._y[i] * q).sum(1)
-            q += (a - b)[:, None] * self._s[i]
+            b = self._rho[i] * torch.linalg.vecdot(self._y[i], q)
+            q.addcmul_((a - b)[:, None], self._s[i])
         return q
 
     @torch.no_grad()
