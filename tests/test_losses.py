@@ -72,3 +72,22 @@ def test_reductions_stay_fp32_under_bf16_autocast():
         t = tv_loss(f[:, :3])
     assert g.dtype == torch.float32 and s.dtype == torch.float32 and t.dtype == torch.float32
     torch.testing.assert_close(g, gram(f))
+
+
+def test_gram_and_content_read_channels_last_without_changing_values():
+    """The channels_last (H·W, C) view gives the same Gram matrix, gradient and content loss as NCHW."""
+    from pipeline.engine.objectives import content_loss, gram
+
+    torch.manual_seed(0)
+    a = torch.randn(2, 8, 6, 5)
+    cl = a.contiguous(memory_format=torch.channels_last)
+    assert not cl.is_contiguous()
+    x1, x2 = a.clone().requires_grad_(True), cl.clone().requires_grad_(True)
+    g1, g2 = gram(x1), gram(x2)
+    assert torch.allclose(g1, g2, rtol=1e-5, atol=1e-5) and g1.shape == (2, 8, 8)
+    (g1 * g1).sum().backward()
+    (g2 * g2).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, rtol=1e-5, atol=1e-4)
+    t = torch.randn(2, 8, 6, 5)
+    assert torch.allclose(content_loss(a, t), content_loss(cl, t.contiguous(memory_format=torch.channels_last)))
+    assert content_loss(a, t).shape == (2,)

@@ -18,17 +18,32 @@ def no_autocast(device_type: str):
     return torch.autocast(device_type=device_type, enabled=False)
 
 
+def per_sample_sum(t: torch.Tensor) -> torch.Tensor:
+    """Σ over every dim but the batch, reading t in its own memory layout (no reshaping copy)."""
+    return t.sum(dim=tuple(range(1, t.dim())))
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
-    """G = F Fᵀ with F the activation reshaped to (C, H·W); per sample, in fp32."""
+    """G = F Fᵀ with F the activation reshaped to (C, H·W); per sample, in fp32.
+
+    A channels_last activation is read as its (H·W, C) view and multiplied as
+    Fᵀ·F, the same product without copying the activation into (C, H·W) order
+    (that copy, forward and backward, cost as much memory traffic as the layer).
+    """
     with no_autocast(features.device.type):
-        f = fp32(features).flatten(2)  # (B, C, HW)
+        f = fp32(features)
+        if f.dim() == 4 and not f.is_contiguous() and f.is_contiguous(memory_format=torch.channels_last):
+            b, c, h, w = f.shape
+            m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: channels_last is (B, H, W, C) in memory
+            return torch.bmm(m.transpose(1, 2), m)
+        f = f.flatten(2)  # (B, C, HW)
         return torch.bmm(f, f.transpose(1, 2))
 
 
 def content_loss(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """J_C = Σ (a_G − a_C)² per sample."""
     with no_autocast(generated.device.type):
-        return (fp32(generated) - fp32(target)).pow(2).flatten(1).sum(1)
+        return per_sample_sum((fp32(generated) - fp32(target)).pow(2))
 
 
 def style_loss(generated: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
@@ -157,7 +172,7 @@ class RelativeFeature(Objective):
         self.layer, self.target = layer, target
         self.layers = frozenset([layer])
         with no_autocast(target.device.type):
-            self.norm = fp32(target).pow(2).flatten(1).sum(1).clamp_min(1e-12)
+            self.norm = per_sample_sum(fp32(target).pow(2)).clamp_min(1e-12)
 
     def parts(self, acts, x):
         return {self.name: content_loss(acts[self.layer], self.target) / self.norm}
@@ -211,4 +226,4 @@ class MeanSquaredActivation(Objective):
         if self.channel is not None:
             a = a[:, self.channel: self.channel + 1]
         with no_autocast(a.device.type):
-            return {self.name: fp32(a).pow(2).flatten(1).mean(1)}
+            return {self.name: fp32(a).pow(2).mean(dim=tuple(range(1, a.dim())))}

@@ -14,7 +14,7 @@ from PIL import Image
 from pipeline.config import StyleConfig
 from pipeline.engine.loop import RenderResult, render
 from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
-from pipeline.engine.precision import autocast, resolve_precision
+from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
 from pipeline.io.images import resize, target_size, to_tensor
 from pipeline.models.vgg import Backbone
 
@@ -154,8 +154,11 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
     grams = targets.get(job.styles, cfg.style_blend, wh)
     content_acts = None
     if cfg.content_weight > 0:
+        # in the layout the optimised image's activations will have, so the loss reads both alike
+        fmt = torch.channels_last if use_channels_last(precision, dev) else torch.contiguous_format
         with torch.no_grad(), autocast(precision, dev):
-            content_acts = backbone.net(content_net, [cfg.content_layer])[cfg.content_layer].float()
+            content_acts = backbone.net(content_net.contiguous(memory_format=fmt),
+                                        [cfg.content_layer])[cfg.content_layer].float()
     objective = build_objective(cfg, content_acts, grams)
     x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
     result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer,
