@@ -64,6 +64,7 @@ def test_failing_compiler_falls_back_to_eager(backbone, monkeypatch):
 def test_auto_compiles_only_where_it_pays():
     assert resolve_compile("auto", "cpu", AUTO_CPU_PIXEL_EVALS) == "default"
     assert resolve_compile("auto", "cpu", 300 * 64 * 64) == "none"
+    assert resolve_compile("auto", "cpu", AUTO_CPU_PIXEL_EVALS, pooling="max") == "none"  # measured slower
     assert resolve_compile("auto", "cuda", 1e12) == "none"  # not yet measured to pay on a GPU
     assert resolve_compile("reduce-overhead", "cpu", 1) == "reduce-overhead"
     assert build_config().compile == "auto"

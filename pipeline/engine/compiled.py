@@ -2,16 +2,19 @@
 
 Why compile: the forward/backward of a pixel optimisation is dozens of small
 element-wise kernels (ReLU, pooling, casts, loss terms) around the convolutions;
-inductor fuses them. Measured on the 2-core Zen 4 CPU (128 px, batch 4): the
-evaluation took 0.61x the eager time in bf16 and 0.72x in fp32, after a one-off
-compilation of 10-30 s per image size. On CUDA, mode "reduce-overhead" adds CUDA
-graphs (one launch per graph instead of hundreds of kernel launches).
+inductor fuses them. Measured on the 2-core Zen 4 CPU (render of 4 images at
+128 px, torch 2.14.1; /tmp script, not committed; `nst bench --compile default`
+measures it in place): with average pooling, 0.71x the eager time in bf16 and
+0.82x in fp32; with max pooling 1.10x (slower: inductor's max-pool backward).
+Compilation costs 10-30 s once per image size and process. On CUDA, mode
+"reduce-overhead" adds CUDA graphs (one launch per graph instead of hundreds).
 
 Modes: none (eager), default, reduce-overhead, max-autotune, and auto: compile
-where it was measured to pay, i.e. on CPU when the render is big enough to repay
-the compilation; eager on CUDA until a GPU benchmark shows a gain (bench/gpu.sh
-measures each mode). Any failure to compile (no C++ compiler, an unsupported
-op) falls back to eager for the rest of the process, with one warning.
+only where it was measured to pay, i.e. on CPU, average pooling, and a render
+big enough to repay the compilation; eager on CUDA until a GPU benchmark shows a
+gain (bench/gpu.sh measures each mode). Any failure to compile (no C++ compiler,
+an unsupported op) falls back to eager for the rest of the process, with one
+warning.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pipeline.engine.precision import autocast
 COMPILE_MODES = ("none", "auto", "default", "reduce-overhead", "max-autotune")
 
 # auto compiles a CPU render of at least this many pixel-evaluations (B·H·W·iterations):
-# about 80 s of eager bf16 work here, against 10-30 s of compilation.
+# about 70 s of eager bf16 work here, against 10-30 s of compilation.
 AUTO_CPU_PIXEL_EVALS = 32_000_000
 
 _compiled: dict[str, object] = {}   # mode -> compiled forward_parts, shared by every render of the process
@@ -40,13 +43,13 @@ def forward_parts(net, objective, x: torch.Tensor, precision: str, channels_last
     return objective.parts(acts, x)
 
 
-def resolve_compile(mode: str, device: torch.device | str, pixel_evals: float) -> str:
-    """The mode to use for one render: 'auto' decided by device and size, others as given."""
+def resolve_compile(mode: str, device: torch.device | str, pixel_evals: float, pooling: str = "avg") -> str:
+    """The mode to use for one render: 'auto' decided by device, pooling and size; others as given."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     if mode != "auto":
         return mode
-    if torch.device(device).type == "cpu" and pixel_evals >= AUTO_CPU_PIXEL_EVALS:
+    if torch.device(device).type == "cpu" and pooling == "avg" and pixel_evals >= AUTO_CPU_PIXEL_EVALS:
         return "default"
     return "none"
 

@@ -74,7 +74,8 @@ def render(
     """
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt = make_optimizer(optimizer, x, lr=lr, history=history, max_step=max_step)
-    mode = resolve_compile(compile, x.device, iterations * x.numel() / max(1, x.shape[1]))
+    mode = resolve_compile(compile, x.device, iterations * x.numel() / max(1, x.shape[1]),
+                           getattr(net, "pooling", "avg"))
     loss_and_grad = LossAndGrad(net, objective, precision, use_channels_last(precision, x.device), mode)
     sign = -1.0 if maximize else 1.0
     last_parts: dict[str, torch.Tensor] = {}
