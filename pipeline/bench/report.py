@@ -91,7 +91,7 @@ def _header(result: dict) -> list[str]:
         f"device: {result['device']}; torch {result['torch']}; {result['date']}",
         f"workload: {o['size']}x{o['size']} px, {o['iterations']} evaluations per image, "
         f"L-BFGS history: production {o['history']}, reference {o.get('reference_history', o['history'])}, "
-        f"weights: {result['weights']}",
+        f"{o.get('pooling', 'max')} pooling, weights: {result['weights']}",
         f"measured bf16 matmul rate: {result['matmul_bf16_tflops']:.2f} TFLOP/s "
         f"(FLOP/eval = 2 x (forward MACs + input-gradient MACs), 3x3 convolutions only)",
     ] + ([f"host load average (1 min) at start / end: {' / '.join(str(v) for v in result['load_average'])} "

@@ -56,6 +56,7 @@ class BenchOptions:
     adam_row: bool = False
     compile_modes: list[str] = field(default_factory=list)  # extra production rows under torch.compile
     profile: bool = False                   # a torch.profiler table of a few production evaluations
+    pooling: str = "max"                    # both paths (the classic workload uses max pooling)
     history: int = 20                       # production path
     reference_history: int = REFERENCE_HISTORY
     command: str = ""
@@ -87,7 +88,7 @@ def load_network(opts: BenchOptions, device: torch.device) -> tuple[VGGFeatures,
 
         state, _ = load_backbone_state("vgg16")
         label = "Keras VGG16 (ImageNet)"
-    return VGGFeatures("vgg16", state, "max").to(device), pre, label
+    return VGGFeatures("vgg16", state, opts.pooling).to(device), pre, label
 
 
 def _square(path: Path, size: int) -> torch.Tensor:
@@ -348,7 +349,8 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the pipeline's Backbone sets it on CUDA
     net, pre, weights_label = load_network(opts, device)
-    cfg = StyleConfig(size=opts.size, iterations=opts.iterations, lbfgs_history=opts.history).validate()
+    cfg = StyleConfig(size=opts.size, iterations=opts.iterations, lbfgs_history=opts.history,
+                      pooling=opts.pooling).validate()
     n_ref = opts.reference_images or max(opts.batch_sizes)
     n_max = max([n_ref, *opts.batch_sizes])
     work = Workload(net, pre, cfg, n_max, opts.size, device)

@@ -28,6 +28,7 @@ def bench(
     history: int = typer.Option(20, help="L-BFGS history (pairs) of the production path; the reference keeps torch's 100"),
     compile: Optional[str] = typer.Option(None, "--compile", help="Also run the production row under torch.compile "
                                           "modes: default, reduce-overhead (CUDA graphs), max-autotune (comma list)"),
+    pooling: str = typer.Option("max", help="max (the classic workload) or avg (the default preset's), both paths"),
     profile: bool = typer.Option(False, help="Also print a torch.profiler table of a few production evaluations"),
     save: Optional[str] = typer.Option(None, help="Write the JSON record here (e.g. bench/results/cpu.json)"),
     markdown: Optional[str] = typer.Option(None, help="Then re-render this file (BENCHMARKS.md) from the records beside --save"),
@@ -38,6 +39,7 @@ def bench(
     try:
         execute(device, size, iterations, batch_size, precision, reference_images, random_weights,
                 weights_file, memory_sizes, coarse_to_fine, adam_row, history, save, markdown,
-                "nst bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]), compile_modes=compile, profile=profile)
+                "nst bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]), compile_modes=compile, profile=profile,
+                pooling=pooling)
     except NSTError as exc:
         fail(exc)
