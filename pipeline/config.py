@@ -58,6 +58,8 @@ class StyleConfig:
     precision: str = "fp32"
     batch_size: int | str = 1   # samples optimised together, or "auto": from free memory, up to max_batch
     max_batch: int = 8
+    coarse_fraction: float = 0.0  # share of `iterations` spent first at coarse_scale of the size (0: off)
+    coarse_scale: float = 0.5
     compile: str = "none"       # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
     output_format: str = "png"
     log_every: int = 10
@@ -89,6 +91,10 @@ class StyleConfig:
         for name in ("content_weight", "tv_weight"):
             if float(getattr(self, name)) < 0:
                 raise BadInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.coarse_fraction) < 1.0:
+            raise BadInput(f"coarse_fraction must be in [0, 1), got {self.coarse_fraction!r}")
+        if not 0.0 < float(self.coarse_scale) < 1.0:
+            raise BadInput(f"coarse_scale must be in (0, 1), got {self.coarse_scale!r}")
         if self.lbfgs_max_step <= 0:
             raise BadInput(f"lbfgs_max_step must be > 0, got {self.lbfgs_max_step!r}")
         if self.learning_rate <= 0:

@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--compile", default=None)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--pooling", default="max")
+    p.add_argument("--coarse-budget", type=float, default=1.2)
     p.add_argument("--save", default=None)
     p.add_argument("--markdown", default=None)
     args = p.parse_args(argv)
@@ -35,7 +36,8 @@ def main(argv=None) -> int:
         execute(args.device, args.size, args.iterations, args.batch_size, args.precision,
                 args.reference_images, args.random_weights, args.weights_file, args.memory_sizes,
                 args.coarse_to_fine, args.adam_row, args.history, args.save, args.markdown, command,
-                compile_modes=args.compile, profile=args.profile, pooling=args.pooling)
+                compile_modes=args.compile, profile=args.profile, pooling=args.pooling,
+                coarse_budget=args.coarse_budget)
     except NSTError as exc:
         print(f"nst: error: {exc}", file=sys.stderr)
         return exc.exit_code

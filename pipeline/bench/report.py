@@ -80,6 +80,23 @@ def _which(r: dict) -> str:
     return f"{r['precision']}, batch {r['batch']}" + (f", {extra}" if extra else "")
 
 
+def _coarse_lines(result: dict) -> list[str]:
+    """Coarse-to-fine against the production row of the same batch and precision: less time, same loss?"""
+    rows = result["rows"]
+    out = []
+    for c in (r for r in rows if r["path"] == "coarse-to-fine"):
+        base = next((r for r in rows if r["path"] == "production" and r["batch"] == c["batch"]
+                     and r["precision"] == c["precision"]), None)
+        if base is None or not base["losses"] or not c["losses"]:
+            continue
+        ratios = [a / b for a, b in zip(c["losses"], base["losses"])]
+        out.append(f"coarse-to-fine / production, {c['precision']} batch {c['batch']} "
+                   f"({c['evaluations'] // c['images']} against {base['evaluations'] // base['images']} evaluations): "
+                   f"time x{c['seconds_per_image'] / base['seconds_per_image']:.3f}, final loss "
+                   f"x{sum(ratios) / len(ratios):.4f} (worst sample x{max(ratios):.4f})")
+    return out
+
+
 def _compile_lines(result: dict) -> list[str]:
     return [f"{r['path']}: one-off compilation and warm-up {r['compile_seconds']:.1f} s (not in the timing)"
             for r in result["rows"] if r.get("compile_seconds") is not None]
@@ -119,7 +136,7 @@ def text_table(result: dict) -> str:
         p = result["profile"]
         lines += ["", f"profile: {p['evaluations']} production evaluations, {p['precision']}, batch {p['batch']}, "
                   f"sorted by {p['sorted_by']}", p["table"]]
-    lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result))
+    lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result) + _coarse_lines(result))
     lines.extend(_target_lines(result))
     return "\n".join(lines)
 
@@ -135,7 +152,8 @@ def markdown_section(result: dict, name: str) -> str:
     for r in result["rows"]:
         out.append("| " + " | ".join(_row_cells(r)) + " |")
     out.append("")
-    for line in _ratio_lines(result) + _precision_lines(result) + _compile_lines(result) + _target_lines(result):
+    for line in (_ratio_lines(result) + _precision_lines(result) + _coarse_lines(result) + _compile_lines(result)
+                 + _target_lines(result)):
         out.append(f"- {line}")
     if result.get("memory"):
         out.append("")

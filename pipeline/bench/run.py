@@ -12,6 +12,7 @@ seeded noise; final losses are re-evaluated for both in fp32.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -53,6 +54,7 @@ class BenchOptions:
     weights_file: str | None = None
     memory_sizes: list[int] = field(default_factory=list)
     coarse_to_fine: bool = False
+    coarse_budget: float = 1.2              # c2f evaluations per production evaluation (the default preset: 360/300)
     adam_row: bool = False
     compile_modes: list[str] = field(default_factory=list)  # extra production rows under torch.compile
     profile: bool = False                   # a torch.profiler table of a few production evaluations
@@ -257,10 +259,12 @@ def production_path(work: Workload, batch: int, precision: str, iterations: int,
 
 
 def coarse_to_fine_path(work: Workload, half: Workload, batch: int, precision: str, iterations: int,
-                        history: int, progress) -> dict:
-    """Half the evaluations at half size, then the rest at full size from the upsampled result."""
-    coarse_iters = iterations // 2
-    fine_iters = iterations - coarse_iters
+                        history: int, progress, budget: float = 1.0) -> dict:
+    """The production schedule (`coarse_fraction` 0.5): round(budget·iterations) evaluations,
+    the first half at half size, the rest at full size from the upsampled result."""
+    total = max(2, round(iterations * budget))
+    coarse_iters = total // 2
+    fine_iters = total - coarse_iters
     dev = work.device
     _sync(dev)
     start = time.perf_counter()
@@ -271,8 +275,8 @@ def coarse_to_fine_path(work: Workload, half: Workload, batch: int, precision: s
     seconds = time.perf_counter() - start
     flops = (flops_per_evaluation(work.net, row_c["forward_to"], row_c["backward_to"], half.size, half.size)
              * coarse_iters + flops_per_evaluation(work.net, row_f["forward_to"], row_f["backward_to"],
-                                                   work.size, work.size) * fine_iters) / iterations
-    row = dict(row_f, path="coarse-to-fine", evaluations=iterations * batch, seconds=seconds,
+                                                   work.size, work.size) * fine_iters) / total
+    row = dict(row_f, path="coarse-to-fine", evaluations=total * batch, seconds=seconds,
                peak_mib=max(row_c["peak_mib"], row_f["peak_mib"]), losses=work.final_losses(xf, 0),
                flops_per_eval=int(flops))
     return row
@@ -407,9 +411,12 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
                                                            optimizer="adam")[0])))
     if opts.coarse_to_fine:
         def c2f():
-            half = Workload(net, pre, cfg, n_max, opts.size // 2, device)
+            # as the pipeline's stage: the content term grows with the pixel count, the style terms do not
+            half_cfg = dataclasses.replace(cfg, content_weight=cfg.content_weight * 4)
+            half = Workload(net, pre, half_cfg, n_max, opts.size // 2, device)
             production_path(half, b, p, 3, opts.history, lambda *_: None, with_losses=False)
-            add(coarse_to_fine_path(work, half, b, p, opts.iterations, opts.history, progress))
+            add(coarse_to_fine_path(work, half, b, p, opts.iterations, opts.history, progress,
+                                    budget=opts.coarse_budget))
         extras.append(("coarse-to-fine", c2f))
     if opts.memory_sizes:
         def mem():

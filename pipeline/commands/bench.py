@@ -23,7 +23,10 @@ def bench(
     random_weights: bool = typer.Option(False, help="Same-shape random weights: timing only"),
     weights_file: Optional[str] = typer.Option(None, help="A VGG16 state-dict file (e.g. an fp16 copy)"),
     memory_sizes: Optional[str] = typer.Option(None, help="Also measure one-image peak memory at these sizes"),
-    coarse_to_fine: bool = typer.Option(False, help="Also run half size then full size"),
+    coarse_to_fine: bool = typer.Option(False, help="Also run the coarse-to-fine schedule: half the evaluations "
+                                        "at half size, then full size from the upsampled result"),
+    coarse_budget: float = typer.Option(1.2, help="Coarse-to-fine evaluations per production evaluation "
+                                        "(1.2 = the default preset's 360 against 300)"),
     adam_row: bool = typer.Option(False, help="Also run the largest batch with Adam (the network's share)"),
     history: int = typer.Option(20, help="L-BFGS history (pairs) of the production path; the reference keeps torch's 100"),
     compile: Optional[str] = typer.Option(None, "--compile", help="Also run the production row under torch.compile "
@@ -40,6 +43,6 @@ def bench(
         execute(device, size, iterations, batch_size, precision, reference_images, random_weights,
                 weights_file, memory_sizes, coarse_to_fine, adam_row, history, save, markdown,
                 "nst bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]), compile_modes=compile, profile=profile,
-                pooling=pooling)
+                pooling=pooling, coarse_budget=coarse_budget)
     except NSTError as exc:
         fail(exc)

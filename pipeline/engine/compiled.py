@@ -57,10 +57,18 @@ def resolve_compile(mode: str, device: torch.device | str, pixel_evals: float, p
 def compiled_forward(mode: str):
     """forward_parts compiled for `mode` (one per process, so every batch of a run reuses it)."""
     if mode not in _compiled:
+        import logging
+
         import torch._dynamo
 
+        # inductor's CPU build warns "No CUDA runtime is found" on every CPU-only machine
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
         # one graph per image size; a dataset run sees a few sizes (size buckets)
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+        cfg = torch._dynamo.config
+        for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
+            if hasattr(cfg, name):
+                setattr(cfg, name, max(getattr(cfg, name), 16))
         _compiled[mode] = torch.compile(forward_parts, mode=None if mode == "default" else mode, dynamic=False)
     return _compiled[mode]
 

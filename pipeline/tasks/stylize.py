@@ -5,10 +5,12 @@ total = content_weight·J_C + Σ_l style_weight_l·(1/L)·J_S^l + tv_weight·J_T
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.config import StyleConfig
@@ -143,14 +145,28 @@ class StylizeJob:
     seeds: list[int]
 
 
-def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob,
-                  on_log=None, on_snapshot=None, snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
-    """Optimise a batch of same-size contents; returns output pixels (B,3,H,W) 0..255 and the result."""
+def coarse_plan(cfg: StyleConfig, wh: tuple[int, int]) -> tuple[int, tuple[int, int] | None]:
+    """(evaluations, (w, h)) of the coarse stage, or (0, None) when there is none.
+
+    `coarse_fraction` of the `iterations` budget is spent at `coarse_scale` of the size;
+    skipped where the coarse image would be under 32 px (VGG16 pools five times).
+    """
+    if cfg.coarse_fraction <= 0:
+        return 0, None
+    cw, ch = round(wh[0] * cfg.coarse_scale), round(wh[1] * cfg.coarse_scale)
+    if min(cw, ch) < 32:
+        return 0, None
+    n = min(cfg.iterations - 1, round(cfg.iterations * cfg.coarse_fraction))
+    return (n, (cw, ch)) if n > 0 else (0, None)
+
+
+def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
+           iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
+           snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
+    """One render of the batch at size wh (from x0, or from the configured initial image)."""
     dev = backbone.device
-    wh = content_size(job.contents[0], cfg)
     pixels = torch.cat([to_tensor(resize(img, wh)) for img in job.contents]).to(dev)
     content_net = backbone.pre.to_net(pixels)
-    precision = resolve_precision(cfg.precision, dev)
     grams = targets.get(job.styles, cfg.style_blend, wh)
     content_acts = None
     if cfg.content_weight > 0:
@@ -160,12 +176,44 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
             content_acts = backbone.net(content_net.contiguous(memory_format=fmt),
                                         [cfg.content_layer])[cfg.content_layer].float()
     objective = build_objective(cfg, content_acts, grams)
-    x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
-    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer,
+    if x0 is None:
+        x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
+    result = render(backbone.net, objective, x0, iterations, compile=cfg.compile, optimizer=cfg.optimizer,
                     lr=cfg.learning_rate, history=cfg.lbfgs_history, precision=precision,
                     log_every=cfg.log_every, on_log=on_log, on_snapshot=on_snapshot,
                     snapshot_every=snapshot_every,
                     max_step=cfg.lbfgs_max_step * backbone.pre.unit)
+    return pixels, result
+
+
+def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob,
+                  on_log=None, on_snapshot=None, snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
+    """Optimise a batch of same-size contents; returns output pixels (B,3,H,W) 0..255 and the result.
+
+    With `coarse_fraction` > 0 the first part of the budget runs at `coarse_scale` of the
+    size (content weight scaled by the pixel ratio, as the content term grows with the
+    pixel count and the style terms do not), and the full-size stage starts from its
+    bilinearly upsampled result. Evaluations, seconds and history cover both stages.
+    """
+    dev = backbone.device
+    wh = content_size(job.contents[0], cfg)
+    precision = resolve_precision(cfg.precision, dev)
+    coarse_n, coarse_wh = coarse_plan(cfg, wh)
+    x0, coarse = None, None
+    total = cfg.iterations
+    if coarse_n:
+        ratio = (wh[0] * wh[1]) / (coarse_wh[0] * coarse_wh[1])
+        coarse_cfg = dataclasses.replace(cfg, content_weight=cfg.content_weight * ratio)
+        log = (lambda i, _n, rows: on_log(i, total, rows)) if on_log else None
+        _, coarse = _stage(backbone, coarse_cfg, targets, job, coarse_wh, coarse_n, precision, None, log)
+        x0 = F.interpolate(coarse.x, size=(wh[1], wh[0]), mode="bilinear", align_corners=False)
+    log = (lambda i, _n, rows: on_log(coarse_n + i, total, rows)) if on_log and coarse_n else on_log
+    pixels, result = _stage(backbone, cfg, targets, job, wh, total - coarse_n, precision, x0, log,
+                            on_snapshot, snapshot_every)
+    if coarse is not None:
+        result = dataclasses.replace(
+            result, evaluations=coarse.evaluations + result.evaluations, seconds=coarse.seconds + result.seconds,
+            history=coarse.history + [(coarse_n + e, v) for e, v in result.history])
     out = backbone.pre.to_pixels(result.x)
     if cfg.preserve_colors:
         out = preserve_colors(out, pixels)
