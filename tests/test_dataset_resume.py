@@ -41,7 +41,8 @@ def test_kill9_and_resume_loses_and_duplicates_nothing(tmp_path):
     style = picture(tmp_path / "style.png", seed=77)
     out = tmp_path / "run"
     cmd = [NST, "stylize", str(data), "--style", str(style), "--out", str(out), "--devices", "2",
-           "--shard-size", "5", *TINY, "--iterations", "8"]
+           "--shard-size", "5", *TINY, "--iterations", "8",
+           "--set", "batch_size=1"]  # one sample per step: kills land between fine-grained commits
     kills = []
     for k in range(KILLS):
         done_before = _journaled(out) if out.exists() else 0

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 NST = str(Path(sys.executable).with_name("nst"))
 N_IMAGES = 24
 # 32 px, 4 samples per shard -> 6 shards; iterations chosen so a task runs long enough to be signalled
-TINY = ["--size", "32", "--shard-size", "4", "--device", "cpu"]
+TINY = ["--size", "32", "--shard-size", "4", "--device", "cpu",
+        "--set", "batch_size=1"]  # one sample per step, so kills and lease take-overs land mid-shard
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
             "DEADLINE", "PREEMPTED"}
 
