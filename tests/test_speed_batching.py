@@ -150,6 +150,7 @@ def test_auto_batch_size_buckets_up_to_max_batch(tmp_path, backbone):
     results = task.process(samples[:3]) + task.process(samples[3:])
     assert [r.status for r in results] == ["ok"] * 4
     assert [r.meta["batch"] for r in results] == [2, 2, 1, 1]
+    assert {r.meta["compiled"] for r in results} == {"none"}  # auto: too small to repay a compilation
 
     with pytest.raises(BadInput, match="batch_size must be a positive integer or \"auto\", got 'many'"):
         build_config(overrides={"batch_size": "many"})

@@ -58,6 +58,7 @@ def run_one(content: Path, styles: list[Path], output: Path, preset: str, size, 
         "seconds": round(time.perf_counter() - start, 3),
         "size": list(image.size),
         "device": device,
+        "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
         "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
     }
     save_image(image, output)

@@ -202,7 +202,8 @@ class StylizeTask(Task):
             image = to_pil(pixels[b])  # the device->host copy stays here; the encode is deferred
             data = functools.partial(encode_image, image, self.cfg.output_format)
             meta = {"losses": losses, "iterations": result.evaluations, "seconds": seconds,
-                    "batch": len(group), "size": list(image.size), "content_size": list(wh)}
+                    "batch": len(group), "size": list(image.size), "content_size": list(wh),
+                    "compiled": result.compiled}
             if shrunk:
                 meta["oom_resized_from"] = list(wh)
             record = {
