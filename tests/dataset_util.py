@@ -58,3 +58,22 @@ def tar_samples(out: Path) -> dict[str, dict[str, bytes]]:
                 assert ext not in found[key], f"{m.name} twice"
                 found[key][ext] = tf.extractfile(m).read()
     return found
+
+
+class FileTask:
+    """The planning half of the runner tests' re-encode tasks: one sample per input file,
+    no network (mixed into a pipeline.run.task.Task subclass)."""
+
+    name = "reencode"
+    shard_prefix = "png"
+
+    def identity(self):
+        return {"method": "reencode", "seed": 1}
+
+    def weights_digest(self):
+        return "none"
+
+    def plan(self):
+        from pipeline.run.task import Planned
+
+        return [Planned(str(f)) for f in self.files]

@@ -9,31 +9,19 @@ import subprocess
 
 from PIL import Image
 
-from dataset_util import ENV, NST, TINY, manifest_rows, nst, picture, tar_samples
+from dataset_util import ENV, NST, TINY, FileTask, manifest_rows, nst, picture, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED
 from pipeline.io.images import encode_image, load_image
 from pipeline.run import stop
 from pipeline.run.runner import RunOptions, execute
-from pipeline.run.task import Planned, SampleResult, Task, failed
+from pipeline.run.task import SampleResult, Task, failed
 
 
-class ReencodeTask(Task):
+class ReencodeTask(FileTask, Task):
     """Decode each input and store it as PNG: real work, no network, for exercising the runner."""
-
-    name = "reencode"
-    shard_prefix = "png"
 
     def __init__(self, files, stop_at=None):
         self.files, self.stop_at, self.seen = files, stop_at, []
-
-    def identity(self):
-        return {"method": "reencode", "seed": 1}
-
-    def weights_digest(self):
-        return "none"
-
-    def plan(self):
-        return [Planned(str(f)) for f in self.files]
 
     def process(self, samples):
         out = []

@@ -15,14 +15,14 @@ import threading
 import pytest
 from PIL import Image
 
-from dataset_util import manifest_rows, nst, picture, tar_samples
+from dataset_util import FileTask, manifest_rows, nst, picture, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED
 from pipeline.io.images import encode_image, load_image
 from pipeline.io.shards import read_journal
 from pipeline.run import stop
 from pipeline.run.plan import open_run
 from pipeline.run.runner import RunOptions, execute
-from pipeline.run.task import Planned, SampleResult, Task, failed
+from pipeline.run.task import SampleResult, Task, failed
 from pipeline.run.worker import Worker, WorkerOptions
 
 RUN = ["--size", "32", "--iterations", "10", "--no-progress", "--device", "cpu", "--set", "batch_size=2",
@@ -127,26 +127,15 @@ def test_prefetched_decode_failure_is_that_sample_only(dataset, tmp_path):
     assert not _threads()
 
 
-class Reencode(Task):
+class Reencode(FileTask, Task):
     """Decode in `load`, store as PNG with a deferred encode: real files, no network."""
 
-    name = "reencode"
-    shard_prefix = "png"
     batch_size = 2
 
     def __init__(self, files, stop_at=None, interrupt_at=None, bad_encode=None, bad_member=None):
         self.files, self.stop_at, self.interrupt_at = files, stop_at, interrupt_at
         self.bad_encode, self.bad_member = bad_encode, bad_member
         self.processed: list[str] = []
-
-    def identity(self):
-        return {"method": "reencode", "seed": 1}
-
-    def weights_digest(self):
-        return "none"
-
-    def plan(self):
-        return [Planned(str(f)) for f in self.files]
 
     def load(self, samples):
         out = {}
