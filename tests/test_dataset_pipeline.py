@@ -217,3 +217,22 @@ def test_retry_with_two_workers_retries_each_failure_once(dataset, two_worker_ru
     assert after["00000005"]["status"] == "failed_decode" and after["00000005"]["attempt"] == 2
     assert {k: v for k, v in after.items() if k != "00000005"} == {k: v for k, v in before.items() if k != "00000005"}
     assert nst("verify", copy).returncode == EXIT_OK
+
+
+def test_interleaved_sizes_still_fill_batches(tmp_path):
+    """A shard alternating two working sizes: the runner batches by (size, styles) key, so every
+    optimisation gets three images instead of fixed-position batches split by size."""
+    data = tmp_path / "data"
+    for i in range(6):
+        picture(data / f"p{i}.png", (40, 32) if i % 2 == 0 else (32, 40), seed=i)
+    style = picture(tmp_path / "style.png", (32, 32), seed=99)
+    out = tmp_path / "run"
+    r = nst("stylize", data, "--style", style, "--out", out, "--shard-size", "6", *TINY, "--set", "batch_size=3")
+    assert r.returncode == EXIT_OK, r.stderr[-3000:]
+    rows = manifest_rows(out)
+    assert sorted(row["key"] for row in rows) == [f"{i:08d}" for i in range(6)]
+    assert {row["status"] for row in rows} == {"ok"}
+    sizes = [tuple(json.loads(members["json"])["size"]) for _, members in sorted(tar_samples(out).items())]
+    assert sizes == [(32, 26), (26, 32)] * 3
+    assert [row["batch"] for row in rows] == [3] * 6
+    assert nst("verify", out).returncode == EXIT_OK

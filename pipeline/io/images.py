@@ -65,6 +65,22 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     return decode_image(data, str(p))
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) as `load_image` will return it (EXIF rotation applied), read from the
+    header without decoding the pixels; None when the file cannot be read as an image."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            # EXIF as far as the header holds it: img.getexif() would decode a whole PNG
+            exif = img.getexif() if img.format == "TIFF" else Image.Exif()
+            if img.format != "TIFF" and img.info.get("exif"):
+                exif.load(img.info["exif"])
+            orientation = exif.get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - the decode itself will report the problem
+        return None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
 def target_size(width: int, height: int, size: int, upscale: bool = False, multiple: int = 1) -> tuple[int, int]:
     """(W, H) with the longest side `size`, never enlarging unless asked; snapped to `multiple`."""
     longest = max(width, height)

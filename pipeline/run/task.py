@@ -11,6 +11,7 @@ Lifecycle (per worker process):
 
     task.identity(), task.plan()     # on every start; must be deterministic
     task.setup(device)               # once per worker: load the backbone, caches
+    task.batch_key(Sample)           # optional: which samples may share a batch (same size...)
     task.load([Sample, ...])         # optional, in a prefetch thread: decode the next batch
     task.process([Sample, ...], loaded=...)  # many times; batches of <= task.batch_size
 
@@ -120,6 +121,12 @@ class Task:
 
     def setup(self, device: str) -> None:
         """Load models and build caches once per worker process on `device`."""
+
+    def batch_key(self, sample: Sample) -> Any:
+        """Optional: a hashable saying which samples can share one `process` batch (e.g. the
+        working size and styles, read from the image header). The runner batches a shard's
+        samples by key; None for every sample (the default) keeps plain shard positions."""
+        return None
 
     def load(self, samples: list[Sample]) -> Any:
         """Optional: decode the inputs of `samples` ahead of `process`, in a background

@@ -162,8 +162,9 @@ class Worker:
         size = max(1, int(getattr(self.task, "batch_size", 1)))
         background = BackgroundWriter(enabled=overlap)
         try:
-            with Prefetcher(batches(todo, shard["first"], size), self.task.load, enabled=overlap and has_load) \
-                    as inputs:
+            keys = {t.index: self.task.batch_key(t) for t in samples} if size > 1 and todo else None
+            with Prefetcher(batches(todo, shard["first"], size, keys), self.task.load,
+                            enabled=overlap and has_load) as inputs:
                 for batch, loaded in inputs:
                     if stop_requested() or not lease.still_ours():
                         background.sync()  # every finished sample durable; the next attempt continues
@@ -243,12 +244,27 @@ class Worker:
             self._bar.close()
 
 
-def batches(todo: list[Sample], first: int, size: int) -> list[list[Sample]]:
-    """Batches at fixed positions in the shard ([0, size), [size, 2*size), ...), so which samples
-    share a batch depends on the plan only, not on where a previous attempt stopped."""
-    out: dict[int, list[Sample]] = {}
+def batches(todo: list[Sample], first: int, size: int, keys: dict | None = None) -> list[list[Sample]]:
+    """Batches at fixed positions, so which samples share a batch depends on the plan only, not
+    on where a previous attempt stopped.
+
+    Without keys the positions are the shard's ([0, size), [size, 2*size), ...). With keys
+    (global index -> the task's `batch_key` for every sample of the shard) they are positions
+    within each key's samples, in plan order: samples that can be optimised together (same
+    working size and styles) share batches even when the shard interleaves sizes.
+    """
+    if keys is None:
+        slot = {s.index: (s.index - first) // size for s in todo}
+    else:
+        seen: dict = {}
+        slot = {}
+        for index in sorted(keys):
+            n = seen.get(keys[index], 0)
+            seen[keys[index]] = n + 1
+            slot[index] = (keys[index], n // size)
+    out: dict = {}
     for s in todo:
-        out.setdefault((s.index - first) // size, []).append(s)
+        out.setdefault(slot[s.index], []).append(s)
     return list(out.values())
 
 

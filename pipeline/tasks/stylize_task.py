@@ -105,6 +105,16 @@ class StylizeTask(Task):
                 self._style_cache[path] = load_image(path)
             return self._style_cache[path]
 
+    def batch_key(self, sample: Sample):
+        """(working size, styles) from the content's header: the runner batches equal keys."""
+        from pipeline.io.images import image_size, target_size
+
+        wh = image_size(sample.source)
+        if wh is None:
+            return None  # unreadable: its decode fails in `load` and is recorded per sample
+        cfg = self.cfg
+        return target_size(wh[0], wh[1], cfg.size, cfg.upscale, cfg.size_multiple), tuple(sample.styles)
+
     def load(self, samples: list[Sample]) -> dict:
         """Decode contents and styles (CPU only; runs in the prefetch thread while the previous
         batch is optimised): key -> (content, styles, working size), or the exception."""
