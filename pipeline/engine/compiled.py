@@ -74,7 +74,8 @@ def compiled_forward(mode: str):
 
 
 class LossAndGrad:
-    """Evaluates the objective at x and leaves d(sign·Σ losses)/dx in x.grad."""
+    """Evaluates the objective at x and leaves d(sign·Σ losses)/dx in x.grad; returns the
+    per-term per-sample losses and the (detached) total sign·Σ losses."""
 
     def __init__(self, net, objective, precision: str, channels_last: bool, mode: str = "none"):
         self.net, self.objective = net, objective
@@ -85,7 +86,7 @@ class LossAndGrad:
     def compiled(self) -> bool:
         return self.mode != "none"
 
-    def __call__(self, x: torch.Tensor, sign: float = 1.0) -> dict[str, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, sign: float = 1.0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         if self.compiled:
             try:
                 return self._run(compiled_forward(self.mode), x, sign)
@@ -98,12 +99,13 @@ class LossAndGrad:
                 x.grad = None
         return self._run(forward_parts, x, sign)
 
-    def _run(self, fn, x: torch.Tensor, sign: float) -> dict[str, torch.Tensor]:
+    def _run(self, fn, x: torch.Tensor, sign: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         if self.mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs are no longer read
         parts = fn(self.net, self.objective, x, self.precision, self.channels_last)
-        (sign * sum(parts.values())).sum().backward()
-        return parts
+        total = (sign * sum(parts.values())).sum()
+        total.backward()
+        return parts, total.detach()
 
     def _fall_back(self, exc: BaseException) -> None:
         why = (str(exc).splitlines() or [type(exc).__name__])[0][:300]

@@ -85,9 +85,8 @@ def render(
         nonlocal last_parts, evals
         evals += 1
         opt.zero_grad(set_to_none=True)
-        parts = loss_and_grad(x, sign)
-        last_parts = parts
-        return (sign * sum(parts.values())).sum().detach()
+        last_parts, total = loss_and_grad(x, sign)
+        return total
 
     # `iterations` counts loss-and-gradient evaluations. One step is one evaluation
     # for Adam and L-BFGS without line search; with a line search a step may take
