@@ -107,13 +107,13 @@ class StylizeTask(Task):
 
     def batch_key(self, sample: Sample):
         """(working size, styles) from the content's header: the runner batches equal keys."""
-        from pipeline.io.images import image_size, target_size
+        from pipeline.io.images import image_size
+        from pipeline.tasks.stylize import working_size
 
         wh = image_size(sample.source)
         if wh is None:
             return None  # unreadable: its decode fails in `load` and is recorded per sample
-        cfg = self.cfg
-        return target_size(wh[0], wh[1], cfg.size, cfg.upscale, cfg.size_multiple), tuple(sample.styles)
+        return working_size(wh, self.cfg), tuple(sample.styles)
 
     def load(self, samples: list[Sample]) -> dict:
         """Decode contents and styles (CPU only; runs in the prefetch thread while the previous
