@@ -4,7 +4,8 @@
 # Reference vs production at 512 px, batch 1/4/8, fp32 and bf16, 300 evaluations,
 # plus an Adam row (the network's share), coarse-to-fine, the production row under
 # torch.compile (COMPILE modes; reduce-overhead = CUDA graphs), a torch.profiler table
-# of a few production evaluations (where the time goes), and one-image peak memory
+# of a few production evaluations (where the time goes), the time each production row
+# needs to reach the reference's final loss (fp32 checks at 10 points), and one-image peak memory
 # at 512/1024/2048 px and the largest size that fits. Writes to $OUT:
 #   gpu.json (the record bench/results/ takes verbatim), table.txt, progress.log, nvidia-smi.txt
 # Needs only torch, numpy, pillow, pyyaml in the machine's python3 (runs

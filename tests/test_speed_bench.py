@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pipeline.bench.report import render_benchmarks
+from pipeline.bench.run import time_to_reference_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,12 @@ def test_bench_prints_table_saves_record_and_renders_markdown(tmp_path):
         assert row["seconds"] > 0 and row["tflops"] > 0 and row["peak_mib"] > 0
         assert abs(row["images_per_hour"] * row["seconds_per_image"] - 3600) < 1e-6
     assert prod["time_ratio"] == prod["seconds_per_image"] / ref["seconds_per_image"]
+    # fp32 losses along each production run (10 points by default, the last at the end)
+    for row in rec["rows"][1:]:
+        assert [e for e, _ in row["curve"]] == [1, 2, 3]
+        assert row["curve"][-1][1] == row["losses"]
+        assert "quality_evals" in row
+    assert sum(line.startswith("ratio time-to-quality production ") for line in lines) == 2
     text = md.read_text()
     assert "| reference | fp32 |" in text and rec["device"] in text and rec["torch"] in text
     # the profile: a torch.profiler table of production evaluations, in the output and the markdown
@@ -61,3 +68,17 @@ def test_committed_gpu_record_renders(tmp_path):
     text = render_benchmarks(ROOT / "bench" / "results", tmp_path / "B.md")
     rec = json.loads((ROOT / "bench" / "results" / "gpu-h100.json").read_text())
     assert rec["device"] in text and "target >= 5x" in text
+
+
+def test_time_to_reference_loss_is_the_first_point_every_sample_reaches():
+    ref = dict(losses=[10.0, 20.0])
+    row = dict(losses=[5.0, 15.0], evaluations=3 * 100, images=3, time_ratio=0.5,
+               curve=[[25, [12.0, 30.0]], [50, [9.0, 21.0]], [75, [9.5, 19.0]], [100, [5.0, 15.0]]])
+    # the third sample has no reference twin and does not count; at 50 the second is still above
+    got = time_to_reference_loss(ref, row)
+    assert got["quality_evals"] == 75
+    assert abs(got["quality_time_ratio"] - 0.5 * 0.75) < 1e-12 and abs(got["quality_speedup"] - 1 / 0.375) < 1e-12
+    never = dict(row, curve=[[50, [11.0, 15.0]], [100, [10.5, 15.0]]])
+    assert time_to_reference_loss(ref, never) == dict(quality_evals=None, quality_time_ratio=None,
+                                                       quality_speedup=None)
+    assert time_to_reference_loss(ref, dict(row, curve=None)) == {}

@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true")
     p.add_argument("--pooling", default="max")
     p.add_argument("--coarse-budget", type=float, default=1.2)
+    p.add_argument("--quality-points", type=int, default=10)
     p.add_argument("--save", default=None)
     p.add_argument("--markdown", default=None)
     args = p.parse_args(argv)
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
                 args.reference_images, args.random_weights, args.weights_file, args.memory_sizes,
                 args.coarse_to_fine, args.adam_row, args.history, args.save, args.markdown, command,
                 compile_modes=args.compile, profile=args.profile, pooling=args.pooling,
-                coarse_budget=args.coarse_budget)
+                coarse_budget=args.coarse_budget, quality_points=args.quality_points)
     except NSTError as exc:
         print(f"nst: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -40,7 +40,8 @@ def execute(device: str, size: int, iterations: int, batch_size: str, precision:
             reference_images: int | None, random_weights: bool, weights_file: str | None,
             memory_sizes: str | None, coarse_to_fine: bool, adam_row: bool, history: int,
             save: str | None, markdown: str | None, command: str, compile_modes: str | None = None,
-            profile: bool = False, pooling: str = "max", coarse_budget: float = 1.2) -> dict:
+            profile: bool = False, pooling: str = "max", coarse_budget: float = 1.2,
+            quality_points: int = 10) -> dict:
     """Validate, run, print the table, save the JSON record and re-render BENCHMARKS.md."""
     import torch
 
@@ -58,6 +59,8 @@ def execute(device: str, size: int, iterations: int, batch_size: str, precision:
         raise BadInput(f"size must be at least 32 px (VGG16 pools five times), got {size}")
     if not coarse_budget > 0:
         raise BadInput(f"coarse-budget must be > 0, got {coarse_budget!r}")
+    if quality_points < 0:
+        raise BadInput(f"quality-points must be 0 (off) or a positive integer, got {quality_points!r}")
     if pooling not in ("max", "avg"):
         raise BadInput(f"pooling must be max or avg, got {pooling!r}")
     if weights_file and not Path(weights_file).is_file():
@@ -69,6 +72,7 @@ def execute(device: str, size: int, iterations: int, batch_size: str, precision:
         memory_sizes=int_list("memory-sizes", memory_sizes) if memory_sizes else [],
         coarse_to_fine=coarse_to_fine, adam_row=adam_row, history=history, command=command,
         compile_modes=compile_list(compile_modes), profile=profile, pooling=pooling, coarse_budget=coarse_budget,
+        quality_points=quality_points,
     )
     result = run_bench(opts, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
                        checkpoint=(lambda rec: save_result(rec, save)) if save else None)

@@ -43,6 +43,22 @@ def _ratio_lines(result: dict) -> list[str]:
     return lines
 
 
+def _quality_lines(result: dict) -> list[str]:
+    """Time to the reference's quality: when every shared sample is at or below its final loss."""
+    lines = []
+    for r in result["rows"][1:]:
+        if "quality_evals" not in r:
+            continue
+        head = (f"{r['path']} {r['precision']} batch {r['batch']}: every sample at or below the reference's final "
+                f"loss (fp32 eval, checked at {len(r['curve'])} points)")
+        if r["quality_evals"] is None:
+            lines.append(f"{head}: not reached in {r['evaluations'] // r['images']} evaluations")
+        else:
+            lines.append(f"{head} after {r['quality_evals']} of {r['evaluations'] // r['images']} evaluations: "
+                         f"time x{r['quality_time_ratio']:.3f} the reference's (speedup {r['quality_speedup']:.2f}x)")
+    return lines
+
+
 def _precision_lines(result: dict) -> list[str]:
     """bf16 against fp32 production at the same batch: the mixed-precision quality check."""
     prod = {(r["precision"], r["batch"]): r for r in result["rows"] if r["path"] == "production"}
@@ -137,6 +153,7 @@ def text_table(result: dict) -> str:
         lines += ["", f"profile: {p['evaluations']} production evaluations, {p['precision']}, batch {p['batch']}, "
                   f"sorted by {p['sorted_by']}", p["table"]]
     lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result) + _coarse_lines(result))
+    lines.extend("ratio time-to-quality " + line for line in _quality_lines(result))
     lines.extend(_target_lines(result))
     return "\n".join(lines)
 
@@ -153,7 +170,7 @@ def markdown_section(result: dict, name: str) -> str:
         out.append("| " + " | ".join(_row_cells(r)) + " |")
     out.append("")
     for line in (_ratio_lines(result) + _precision_lines(result) + _coarse_lines(result) + _compile_lines(result)
-                 + _target_lines(result)):
+                 + [f"time-to-quality {q}" for q in _quality_lines(result)] + _target_lines(result)):
         out.append(f"- {line}")
     if result.get("memory"):
         out.append("")

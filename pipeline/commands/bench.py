@@ -33,6 +33,8 @@ def bench(
                                           "modes: default, reduce-overhead (CUDA graphs), max-autotune (comma list)"),
     pooling: str = typer.Option("max", help="max (the classic workload) or avg (the default preset's), both paths"),
     profile: bool = typer.Option(False, help="Also print a torch.profiler table of a few production evaluations"),
+    quality_points: int = typer.Option(10, help="fp32 losses at this many points of each production run: when it "
+                                       "reaches the reference's final loss (0: off)"),
     save: Optional[str] = typer.Option(None, help="Write the JSON record here (e.g. bench/results/cpu.json)"),
     markdown: Optional[str] = typer.Option(None, help="Then re-render this file (BENCHMARKS.md) from the records beside --save"),
 ):
@@ -43,6 +45,6 @@ def bench(
         execute(device, size, iterations, batch_size, precision, reference_images, random_weights,
                 weights_file, memory_sizes, coarse_to_fine, adam_row, history, save, markdown,
                 "nst bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]), compile_modes=compile, profile=profile,
-                pooling=pooling, coarse_budget=coarse_budget)
+                pooling=pooling, coarse_budget=coarse_budget, quality_points=quality_points)
     except NSTError as exc:
         fail(exc)
