@@ -236,3 +236,41 @@ def test_interleaved_sizes_still_fill_batches(tmp_path):
     assert sizes == [(32, 26), (26, 32)] * 3
     assert [row["batch"] for row in rows] == [3] * 6
     assert nst("verify", out).returncode == EXIT_OK
+
+
+def test_shards_group_same_size_images(tmp_path):
+    """--shard-order size (the default): the plan puts images of one working size into the same
+    shards, so shards of an interleaved dataset fill their batches; keys stay input order.
+    --shard-order input keeps consecutive shards, whose batches split by size."""
+    data = tmp_path / "data"
+    for i in range(6):
+        picture(data / f"p{i}.png", (40, 32) if i % 2 == 0 else (32, 40), seed=i)
+    style = picture(tmp_path / "style.png", (32, 32), seed=99)
+    args = ["--style", style, "--shard-size", "3", *TINY, "--set", "batch_size=3"]
+    grouped = tmp_path / "grouped"
+    r = nst("stylize", data, "--out", grouped, *args)
+    assert r.returncode == EXIT_OK, r.stderr[-3000:]
+    plan = json.loads((grouped / "run.json").read_text())
+    assert [s.get("indices") for s in plan["shards"]] == [[0, 2, 4], [1, 3, 5]]
+    rows = manifest_rows(grouped)
+    assert sorted(row["key"] for row in rows) == [f"{i:08d}" for i in range(6)]
+    assert [row["batch"] for row in rows] == [3] * 6
+    by_key = {k: tuple(json.loads(m["json"])["size"]) for k, m in tar_samples(grouped).items()}
+    assert by_key == {f"{i:08d}": (32, 26) if i % 2 == 0 else (26, 32) for i in range(6)}
+    assert nst("verify", grouped).returncode == EXIT_OK
+    # the plan is fixed when the run is created: the other order on resume changes nothing
+    r = nst("stylize", data, "--out", grouped, *args, "--shard-order", "input")
+    assert r.returncode == EXIT_OK, r.stderr[-3000:]
+    assert json.loads((grouped / "run.json").read_text())["shards"] == plan["shards"]
+    assert manifest_rows(grouped) == rows
+
+    consecutive = tmp_path / "consecutive"
+    r = nst("stylize", data, "--out", consecutive, *args, "--shard-order", "input")
+    assert r.returncode == EXIT_OK, r.stderr[-3000:]
+    plan = json.loads((consecutive / "run.json").read_text())
+    assert [(s.get("first"), s["count"], "indices" in s) for s in plan["shards"]] == [(0, 3, False), (3, 3, False)]
+    assert sorted(row["batch"] for row in manifest_rows(consecutive)) == [1, 1, 2, 2, 2, 2]
+
+    r = nst("stylize", data, "--out", tmp_path / "bad", *args, "--shard-order", "random")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "nst: error: --shard-order must be size or input, got 'random'"]

@@ -25,6 +25,9 @@ def stylize(
     devices: int = typer.Option(1, help="Worker processes / devices (DDP on GPUs, gloo on CPU)"),
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     shard_size: int = typer.Option(1000, help="Samples per tar shard"),
+    shard_order: str = typer.Option("size", help="size: a shard holds images of the same working size and "
+                                    "styles where it can (batches fill on mixed datasets); input: shards "
+                                    "follow the input order. Fixed when the run is planned"),
     assign: str = typer.Option("one", help="Style assignment: one, random, cycle or all"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out"),
@@ -49,7 +52,7 @@ def stylize(
                            sets=set_)
         rows = read_data(data)
         styles = read_styles(style) if style else []
-        task = StylizeTask(cfg, rows, styles, assign)
+        task = StylizeTask(cfg, rows, styles, assign, shard_order)
         if plan_only:
             from pipeline.run.plan import open_run
 

@@ -93,9 +93,48 @@ class RunPlan:
         return ShardPaths(self.root, shard["name"])
 
     def shard_samples(self, shard: dict) -> list[Sample]:
-        rows = self.data["samples"][shard["first"]: shard["first"] + shard["count"]]
+        if "indices" in shard:  # grouped by the task's shard_key: not one index range
+            rows = [self.data["samples"][i] for i in shard["indices"]]
+        else:
+            rows = self.data["samples"][shard["first"]: shard["first"] + shard["count"]]
         return [Sample(s["index"], s["key"], s["source"], tuple(s["styles"]), s["seed"], s.get("extra", {}))
                 for s in rows]
+
+
+def grouped_order(samples: list[Sample], key_of) -> list[int]:
+    """Sample indices with equal keys made adjacent: groups in order of first appearance,
+    input order within a group. Keys are read by a few threads (image headers, often on
+    a network filesystem)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = list(pool.map(key_of, samples, chunksize=64))
+    groups: dict = {}
+    for s, k in zip(samples, keys):
+        groups.setdefault(k, []).append(s.index)
+    return [i for members in groups.values() for i in members]
+
+
+def plan_shards(task: Task, samples: list[Sample], shard_size: int) -> list[dict]:
+    """Cut the plan into shards of shard_size samples, grouped by the task's shard_key.
+
+    A shard that is one run of consecutive indices is stored as first/count; one that
+    grouping filled from several places lists its "indices" (grouped order). Every sample is
+    in exactly one shard either way.
+    """
+    order = list(range(len(samples)))
+    if type(task).shard_key is not Task.shard_key:
+        order = grouped_order(samples, task.shard_key)
+    shards = []
+    for sid, start in enumerate(range(0, len(order), shard_size)):
+        chunk = order[start:start + shard_size]
+        shard = {"id": sid, "name": f"{task.shard_prefix}-{sid:06d}", "count": len(chunk)}
+        if chunk == list(range(chunk[0], chunk[0] + len(chunk))):
+            shard["first"] = chunk[0]
+        else:
+            shard["indices"] = chunk
+        shards.append(shard)
+    return shards
 
 
 def build_run_data(task: Task, shard_size: int, previous: dict | None = None) -> dict:
@@ -115,10 +154,8 @@ def build_run_data(task: Task, shard_size: int, previous: dict | None = None) ->
     inputs = describe_inputs(files, prev_inputs)
     sample_rows = [{"index": s.index, "key": s.key, "source": s.source, "styles": list(s.styles),
                     "seed": s.seed, "extra": s.extra} for s in samples]
-    shards = []
-    for sid, first in enumerate(range(0, len(samples), shard_size)):
-        shards.append({"id": sid, "name": f"{task.shard_prefix}-{sid:06d}", "first": first,
-                       "count": min(shard_size, len(samples) - first)})
+    # an existing run keeps its recorded shards (open_run resumes with them): no keys to read again
+    shards = previous["shards"] if previous and "shards" in previous else plan_shards(task, samples, shard_size)
     data = {
         "format": FORMAT,
         "task": task.name,

@@ -128,6 +128,13 @@ class Task:
         samples by key; None for every sample (the default) keeps plain shard positions."""
         return None
 
+    def shard_key(self, sample: Sample) -> Any:
+        """Optional: a hashable the plan groups samples by before cutting them into shards
+        (stylize: its `batch_key`), so that a shard of a dataset of mixed sizes holds few
+        distinct keys and its batches fill. None for every sample (the default) keeps the
+        shards as runs of consecutive samples. Called once per sample when a run is planned."""
+        return None
+
     def load(self, samples: list[Sample]) -> Any:
         """Optional: decode the inputs of `samples` ahead of `process`, in a background
         thread while the previous batch is optimised. CPU only, thread-safe, no device

@@ -163,7 +163,7 @@ class Worker:
         background = BackgroundWriter(enabled=overlap)
         try:
             keys = {t.index: self.task.batch_key(t) for t in samples} if size > 1 and todo else None
-            with Prefetcher(batches(todo, shard["first"], size, keys), self.task.load,
+            with Prefetcher(batches(todo, samples, size, keys), self.task.load,
                             enabled=overlap and has_load) as inputs:
                 for batch, loaded in inputs:
                     if stop_requested() or not lease.still_ours():
@@ -244,24 +244,25 @@ class Worker:
             self._bar.close()
 
 
-def batches(todo: list[Sample], first: int, size: int, keys: dict | None = None) -> list[list[Sample]]:
+def batches(todo: list[Sample], shard: list[Sample], size: int, keys: dict | None = None) -> list[list[Sample]]:
     """Batches at fixed positions, so which samples share a batch depends on the plan only, not
     on where a previous attempt stopped.
 
-    Without keys the positions are the shard's ([0, size), [size, 2*size), ...). With keys
-    (global index -> the task's `batch_key` for every sample of the shard) they are positions
-    within each key's samples, in plan order: samples that can be optimised together (same
-    working size and styles) share batches even when the shard interleaves sizes.
+    `shard` is every sample of the shard in plan order, `todo` the unfinished ones. Without
+    keys the positions are the shard's ([0, size), [size, 2*size), ...). With keys (global
+    index -> the task's `batch_key` for every sample of the shard) they are positions within
+    each key's samples, in plan order: samples that can be optimised together (same working
+    size and styles) share batches even when the shard interleaves sizes.
     """
-    if keys is None:
-        slot = {s.index: (s.index - first) // size for s in todo}
-    else:
-        seen: dict = {}
-        slot = {}
-        for index in sorted(keys):
-            n = seen.get(keys[index], 0)
-            seen[keys[index]] = n + 1
-            slot[index] = (keys[index], n // size)
+    slot = {}
+    seen: dict = {}
+    for position, s in enumerate(shard):
+        if keys is None:
+            slot[s.index] = position // size
+        else:
+            n = seen.get(keys[s.index], 0)
+            seen[keys[s.index]] = n + 1
+            slot[s.index] = (keys[s.index], n // size)
     out: dict = {}
     for s in todo:
         out.setdefault(slot[s.index], []).append(s)

@@ -68,8 +68,12 @@ class StylizeTask(Task):
     name = "stylize"
     shard_prefix = "stylized"
 
-    def __init__(self, cfg: StyleConfig, rows: list[InputRow], styles: list[str], assign: str = "one"):
+    def __init__(self, cfg: StyleConfig, rows: list[InputRow], styles: list[str], assign: str = "one",
+                 shard_order: str = "size"):
+        if shard_order not in ("size", "input"):
+            raise BadInput(f"--shard-order must be size or input, got {shard_order!r}")
         self.cfg, self.rows, self.styles, self.assign = cfg, rows, styles, assign
+        self.shard_order = shard_order
         # the runner hands process() up to this many samples; "auto" sizes each bucket from free memory
         self.batch_size = cfg.max_batch if cfg.batch_size == "auto" else cfg.batch_size
         self._backbone = None
@@ -114,6 +118,10 @@ class StylizeTask(Task):
         if wh is None:
             return None  # unreadable: its decode fails in `load` and is recorded per sample
         return working_size(wh, self.cfg), tuple(sample.styles)
+
+    def shard_key(self, sample: Sample):
+        """--shard-order size: the plan groups samples by `batch_key` (header reads only)."""
+        return self.batch_key(sample) if self.shard_order == "size" else None
 
     def load(self, samples: list[Sample]) -> dict:
         """Decode contents and styles (CPU only; runs in the prefetch thread while the previous
