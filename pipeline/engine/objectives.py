@@ -11,7 +11,8 @@ import torch
 
 
 def fp32(t: torch.Tensor) -> torch.Tensor:
-    return t.float()
+    """At least fp32: bf16/fp16 activations are upcast (exactly); float64 stays float64."""
+    return t if t.dtype == torch.float64 else t.float()
 
 
 def no_autocast(device_type: str):
@@ -23,6 +24,34 @@ def per_sample_sum(t: torch.Tensor) -> torch.Tensor:
     return t.sum(dim=tuple(range(1, t.dim())))
 
 
+class _Gram(torch.autograd.Function):
+    """G = Fᵀ·F per sample, in fp32, with a backward of one product in F's own dtype.
+
+    m is (B, N, C) (rows: a channels_last activation's (H·W, C) view) or (B, C, N)
+    (cols: NCHW flattened). Forward upcasts F (exact) and multiplies in fp32. Backward
+    is dF = F·(dG + dGᵀ): one product where autograd of bmm(Fᵀ, F) would run two fp32
+    products and add them, then cast the sum down. Under bf16 autocast F is bf16 and so
+    is that product (dG is rounded to bf16 after the fp32 loss has formed it; the
+    gradient reaching the bf16 network is rounded to bf16 anyway), and only the bf16 F
+    is kept for the backward, not its fp32 copy.
+    """
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor, rows: bool) -> torch.Tensor:
+        ctx.save_for_backward(m)
+        ctx.rows = rows
+        with no_autocast(m.device.type):
+            f = fp32(m)
+            return torch.bmm(f.transpose(1, 2), f) if rows else torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (m,) = ctx.saved_tensors
+        with no_autocast(m.device.type):
+            sym = (grad + grad.transpose(1, 2)).to(m.dtype)
+            return (torch.bmm(m, sym) if ctx.rows else torch.bmm(sym, m)), None
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """G = F Fᵀ with F the activation reshaped to (C, H·W); per sample, in fp32.
 
@@ -30,14 +59,11 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     Fᵀ·F, the same product without copying the activation into (C, H·W) order
     (that copy, forward and backward, cost as much memory traffic as the layer).
     """
-    with no_autocast(features.device.type):
-        f = fp32(features)
-        if f.dim() == 4 and not f.is_contiguous() and f.is_contiguous(memory_format=torch.channels_last):
-            b, c, h, w = f.shape
-            m = f.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: channels_last is (B, H, W, C) in memory
-            return torch.bmm(m.transpose(1, 2), m)
-        f = f.flatten(2)  # (B, C, HW)
-        return torch.bmm(f, f.transpose(1, 2))
+    f = features
+    if f.dim() == 4 and not f.is_contiguous() and f.is_contiguous(memory_format=torch.channels_last):
+        b, c, h, w = f.shape
+        return _Gram.apply(f.permute(0, 2, 3, 1).reshape(b, h * w, c), True)  # a view: (B, H, W, C) in memory
+    return _Gram.apply(f.flatten(2), False)  # (B, C, HW)
 
 
 def content_loss(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
