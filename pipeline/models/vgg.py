@@ -36,7 +36,7 @@ class VGGFeatures(nn.Module):
                 self.convs[name] = conv
         self.requires_grad_(False)
         self.eval()
-        self._lowp: dict = {}  # (layer, dtype) -> (source key, weight, bias) in that dtype
+        self._lowp: dict = {}  # (layer, dtype, layout) -> (source key, weight, bias) in that dtype
 
     def _weights_in(self, name: str, dtype: torch.dtype, layout: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer's weight and bias cast to `dtype` (weight in `layout`) once, not at every call.
