@@ -71,14 +71,14 @@ submit: install
 	$(BIN)/nst submit $(DATA) --style $(STYLE) --out $(OUT) --gpus $(GPUS) --nodes $(NODES) --array $(ARRAY) \
 		$(if $(PARTITION),--partition $(PARTITION)) $(if $(TIME),--time $(TIME)) $(SUBMIT_ARGS) -- $(ARGS)
 
-# Reference vs production on CPU (a few minutes); re-measures bench/results/cpu.json (the classic
+# Reference vs production on CPU (a few minutes); re-measures benchmarks/results/cpu.json (the classic
 # max-pooling workload) and cpu-avg-compile.json (the default preset's average pooling, with a
-# torch.compile row), then re-renders BENCHMARKS.md from bench/results/ (GPU records: bench/gpu.sh).
+# torch.compile row), then re-renders BENCHMARKS.md from benchmarks/results/ (GPU records: benchmarks/gpu.sh).
 BENCH_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --precision fp32,auto
 BENCH_COMPILE_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --precision auto --pooling avg --compile default
 bench: install
-	$(BIN)/nst bench $(BENCH_ARGS) --save bench/results/cpu.json --markdown BENCHMARKS.md
-	$(BIN)/nst bench $(BENCH_COMPILE_ARGS) --save bench/results/cpu-avg-compile.json --markdown BENCHMARKS.md
+	$(BIN)/nst bench $(BENCH_ARGS) --save benchmarks/results/cpu.json --markdown BENCHMARKS.md
+	$(BIN)/nst bench $(BENCH_COMPILE_ARGS) --save benchmarks/results/cpu-avg-compile.json --markdown BENCHMARKS.md
 
 clean:
 	rm -rf runs build *.egg-info

@@ -12,7 +12,7 @@ Compilation costs 10-30 s once per image size and process. On CUDA, mode
 Modes: none (eager), default, reduce-overhead, max-autotune, and auto: compile
 only where it was measured to pay, i.e. on CPU, average pooling, and a render
 big enough to repay the compilation; eager on CUDA until a GPU benchmark shows a
-gain (bench/gpu.sh measures each mode). Any failure to compile (no C++ compiler,
+gain (benchmarks/gpu.sh measures each mode). Any failure to compile (no C++ compiler,
 an unsupported op) falls back to eager for the rest of the process, with one
 warning.
 """

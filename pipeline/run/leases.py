@@ -73,7 +73,7 @@ class Lease:
 
 
 def _create(path: Path, holder: str, ttl: float | None = None) -> Lease | None:
-    from pipeline.run.slurm import holder_info
+    from pipeline.slurm.requeue import holder_info
 
     token = uuid.uuid4().hex
     info = {"token": token, "holder": holder, "host": HOST, "pid": os.getpid(), "started": time.time(),

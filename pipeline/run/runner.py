@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
 from pipeline.io.atomic import atomic_write_text
 from pipeline.run.plan import open_run
-from pipeline.run.state import format_table, summarize, write_shardindex
+from pipeline.run.shard_state import format_table, summarize, write_shardindex
 from pipeline.run.stop import stop_reason, stop_requested
 from pipeline.run.task import Task
 from pipeline.run.worker import WorkerOptions
@@ -69,7 +69,7 @@ def execute(task: Task, opts: RunOptions) -> int:
     accelerator = _accelerator(opts.device)
     plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
                     retry_failed=opts.retry_failed)
-    from pipeline.run.lightning_runner import run_predict
+    from pipeline.run.distribute import run_predict
 
     retry_id = None
     if opts.retry_failed:  # Lightning's other ranks inherit rank 0's environment

@@ -134,7 +134,7 @@ class Worker:
 
     def _progress(self):
         if self._bar is None:
-            from pipeline.run.state import collect
+            from pipeline.run.shard_state import collect
 
             done = sum(1 for s in collect(self.plan) for r in s.rows.values() if r)
             self._bar = bar(len(self.plan.data["samples"]), desc=f"{self.task.name} rank {self.opts.rank}",

@@ -1,181 +1,185 @@
-"""Zeiler & Fergus visualisation: each filter's top-k images, projected with the deconvnet.
+"""`nst visualize` as map-reduce over the dataset pipeline.
 
-Three steps, split so the dataset pass can be sharded and resumed:
-1. `filter_maxima`: per image, each filter's strongest activation (value, y, x)
-   in every chosen layer (one entry per image and filter, so a filter's top-k
-   are k different images).
-2. `merge_topk`: the k best entries per filter, ordered by value, ties broken
-   by the sample's global index; a pure function of the set of entries, so it
-   is the same whether they come from one worker, many, or per-shard partials.
-3. `draw_grid`: per layer, filters as rows, the k deconvnet projections and
-   beside them the k image patches cropped to the receptive field.
+Map (the runner's Task, sharded, resumable): each sample's per-filter maxima
+become a `{key}.maxima.json` member of its shard. Reduce (after every shard is
+committed): a partial top-k per shard, cached in DIR/visualize/partials keyed
+by the shard's sha256, merged into DIR/visualize/topk.json; then deconvnet
+projections, one grid image and one JSON index per layer. The merge orders by
+value then global index, so the result does not depend on the worker count;
+redrawing (`--set grid_filters=...`) reuses topk.json and the partials.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import tarfile
+from collections import OrderedDict
+from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
-from pipeline.config import StyleConfig
-from pipeline.errors import BadInput
-from pipeline.models.layers import canonical_layer, layer_index
-from pipeline.models.vgg import VGGFeatures
-from pipeline.tasks.deconv import receptive_box, receptive_field
+from pipeline.errors import NSTError
+from pipeline.io.atomic import atomic_write_bytes, atomic_write_text
+from pipeline.io.images import encode_image, to_tensor
+from pipeline.io.shards import commit_holds
+from pipeline.run.plan import RunPlan, load_run
+from pipeline.run.task import Sample
+from pipeline.methods.deconv import forward_with_switches, project_down
+from pipeline.tasks.base import MethodTask, PerImageTask
+from pipeline.methods.visualize import TopK, VisualizeConfig, draw_grid, filter_maxima, merge_topk, patch_pair, \
+    projection_image
 
-
-@dataclass
-class VisualizeConfig(StyleConfig):
-    """StyleConfig plus the layers to record and how the grids look.
-
-    Pooling is always 'max' (the deconvnet unpools with max-pool switches).
-    grid_filters: the first N filters of each layer are drawn (0 = all);
-    top-k of every filter is recorded regardless.
-    """
-
-    vis_layers: list[str] = field(default_factory=lambda: [
-        "block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"])
-    top_k: int = 9
-    grid_filters: int = 16
-    cell: int = 48
-    size: int = 128
-    content_weight: float = 0.0
-
-    def validate(self) -> "VisualizeConfig":
-        self.pooling = "max"
-        super().validate()
-        if isinstance(self.vis_layers, str):
-            self.vis_layers = [s for s in self.vis_layers.split(",") if s]
-        if not self.vis_layers:
-            raise BadInput("vis_layers must name at least one layer")
-        arch = "vgg19" if self.network == "vgg19" else "vgg16"
-        layers = [canonical_layer(s, arch) for s in self.vis_layers]
-        self.vis_layers = sorted(dict.fromkeys(layers), key=lambda n: layer_index(n, arch))
-        for name in ("top_k", "cell"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise BadInput(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.grid_filters, int) or self.grid_filters < 0:
-            raise BadInput(f"grid_filters must be an integer >= 0, got {self.grid_filters!r}")
-        return self
+MAXIMA = "maxima.json"
 
 
-def filter_maxima(net: VGGFeatures, x: torch.Tensor, layers: list[str]) -> dict[str, dict[str, list]]:
-    """{layer: {"value": [C], "y": [C], "x": [C]}} of one image x (1,3,H,W) in network space."""
-    with torch.no_grad():
-        acts = net(x, layers)
-    out = {}
-    for layer in layers:
-        a = acts[layer][0].float()
-        c, h, w = a.shape
-        flat = a.reshape(c, h * w)
-        idx = flat.argmax(1)  # first maximum in row-major order
-        vals = flat.gather(1, idx[:, None])[:, 0]
-        out[layer] = {"value": vals.cpu().tolist(), "y": (idx // w).cpu().tolist(), "x": (idx % w).cpu().tolist()}
-    return out
+class VisualizeTask(PerImageTask):
+    """Map step: members {key}.maxima.json ({layer: {value, y, x}}) and {key}.json."""
+
+    name = "visualize"
+    shard_prefix = "maxima"
+    presentation_keys = ("grid_filters", "cell")
+
+    def produce(self, sample: Sample):
+        img = self.sized(sample.source)
+        x = self.backbone.pre.to_net(to_tensor(img).to(self.backbone.device))
+        maxima = filter_maxima(self.backbone.net, x, self.cfg.vis_layers)
+        meta = {"size": list(img.size), "layers": {l: len(m["value"]) for l, m in maxima.items()}}
+        return {MAXIMA: json.dumps(maxima).encode()}, meta
 
 
-@dataclass
-class TopK:
-    """Per filter, the k best (value, sample index, y, x); arrays of shape (C, <=k)."""
-
-    value: np.ndarray
-    index: np.ndarray
-    y: np.ndarray
-    x: np.ndarray
-
-    @classmethod
-    def empty(cls, channels: int) -> "TopK":
-        z = np.zeros((channels, 0))
-        return cls(z.astype(np.float32), z.astype(np.int64), z.astype(np.int64), z.astype(np.int64))
-
-    @classmethod
-    def of_samples(cls, entries: list[tuple[int, dict]]) -> "TopK":
-        """From [(global index, {"value","y","x"} of one layer)] (one column per sample)."""
-        return cls(np.array([e["value"] for _, e in entries], dtype=np.float32).T,
-                   np.array([[i] * len(e["value"]) for i, e in entries], dtype=np.int64).T,
-                   np.array([e["y"] for _, e in entries], dtype=np.int64).T,
-                   np.array([e["x"] for _, e in entries], dtype=np.int64).T)
-
-    def merged(self, other: "TopK", k: int) -> "TopK":
-        """The k best of both, by value descending then sample index ascending."""
-        v = np.concatenate([self.value, other.value], 1)
-        i = np.concatenate([self.index, other.index], 1)
-        y = np.concatenate([self.y, other.y], 1)
-        x = np.concatenate([self.x, other.x], 1)
-        order = np.lexsort((i, -v.astype(np.float64)), axis=-1)[:, :k]
-        take = lambda a: np.take_along_axis(a, order, 1)  # noqa: E731
-        return TopK(take(v), take(i), take(y), take(x))
-
-    def to_json(self) -> dict:
-        return {"value": self.value.tolist(), "index": self.index.tolist(), "y": self.y.tolist(),
-                "x": self.x.tolist()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "TopK":
-        return cls(np.array(d["value"], dtype=np.float32).reshape(len(d["value"]), -1),
-                   *(np.array(d[n], dtype=np.int64).reshape(len(d[n]), -1) for n in ("index", "y", "x")))
+# ------------------------------------------------------------------ reduce
 
 
-def merge_topk(parts: list[TopK], k: int) -> TopK:
-    """Merge partial top-k results (per sample chunk, per shard, ...) into one."""
-    out = parts[0].merged(TopK.empty(parts[0].value.shape[0]), k)
-    for p in parts[1:]:
-        out = out.merged(p, k)
-    return out
-
-
-# ------------------------------------------------------------------ drawing
-
-
-def _square_crop(img: Image.Image, box: tuple[int, int, int, int], centre: tuple[float, float],
-                 size: int, fill) -> Image.Image:
-    """The box region placed where it lies inside the full size×size receptive field."""
-    top, left, bottom, right = box
-    half = (size - 1) / 2
-    canvas = Image.new("RGB", (size, size), fill)
-    canvas.paste(img.crop((left, top, right, bottom)),
-                 (int(round(left - (centre[1] - half))), int(round(top - (centre[0] - half)))))
-    return canvas
-
-
-def projection_image(delta_pixels: torch.Tensor) -> Image.Image:
-    """A projection (3,H,W, pixel units) shown as grey + scaled signed values."""
-    d = delta_pixels.float()
-    peak = d.abs().max().clamp_min(1e-12)
-    arr = (128.0 + 127.0 * d / peak).clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, "RGB")
-
-
-def patch_pair(net: VGGFeatures, layer: str, image: Image.Image, projection: Image.Image,
-               y: int, x: int, cell: int) -> tuple[Image.Image, Image.Image]:
-    """(projection patch, image patch) cropped to position (y, x)'s receptive field, cell×cell."""
-    size, stride, offset = receptive_field(net, layer)
-    box = receptive_box(net, layer, y, x, (image.height, image.width))
-    centre = (offset + y * stride, offset + x * stride)
-    proj = _square_crop(projection, box, centre, size, (128, 128, 128))
-    patch = _square_crop(image, box, centre, size, (128, 128, 128))
-    return (proj.resize((cell, cell), Image.Resampling.NEAREST if size < cell else Image.Resampling.LANCZOS),
-            patch.resize((cell, cell), Image.Resampling.NEAREST if size < cell else Image.Resampling.LANCZOS))
-
-
-def draw_grid(rows: list[tuple[int, list[tuple[Image.Image, Image.Image] | None]]], k: int, cell: int,
-              title: str) -> Image.Image:
-    """rows: (filter, k (projection, patch) pairs or None); projections left, patches right."""
-    label_w, gap, head = 36, 6, 16
-    width = label_w + 2 * k * cell + gap
-    sheet = Image.new("RGB", (width, head + len(rows) * (cell + 2)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    draw.text((2, 2), title, fill=(0, 0, 0))
-    for r, (filt, pairs) in enumerate(rows):
-        top = head + r * (cell + 2)
-        draw.text((2, top + cell // 2 - 5), f"f{filt}", fill=(0, 0, 0))
-        for j, pair in enumerate(pairs):
-            if pair is None:
+def shard_partial(plan: RunPlan, shard: dict, layers: list[str], k: int) -> dict:
+    """{layer: TopK} of one committed shard, cached under visualize/partials by the tar's sha256."""
+    paths = plan.shard_paths(shard)
+    rec, problem = commit_holds(paths)
+    if problem is not None:
+        raise NSTError(f"shard {shard['name']} is not committed ({problem}); finish the run first")
+    cache = plan.root / "visualize" / "partials" / f"{shard['name']}.json"
+    want = {"tar_sha256": rec["tar"]["sha256"], "layers": layers, "k": k}
+    if cache.exists():
+        data = json.loads(cache.read_text())
+        if {n: data.get(n) for n in want} == want:
+            return {layer: TopK.from_json(t) for layer, t in data["topk"].items()}
+    index_of = {s.key: s.index for s in plan.shard_samples(shard)}
+    entries: dict[str, list] = {layer: [] for layer in layers}
+    with tarfile.open(paths.tar, "r:") as tf:
+        for m in tf:
+            key, _, ext = m.name.partition(".")
+            if ext != MAXIMA:
                 continue
-            proj, patch = pair
-            sheet.paste(proj, (label_w + j * cell, top))
-            sheet.paste(patch, (label_w + k * cell + gap + j * cell, top))
-    return sheet
+            maxima = json.loads(tf.extractfile(m).read())
+            for layer in layers:
+                entries[layer].append((index_of[key], maxima[layer]))
+    topk = {}
+    for layer in layers:
+        if entries[layer]:
+            topk[layer] = merge_topk([TopK.of_samples(entries[layer])], k)
+    atomic_write_text(cache, json.dumps({**want, "topk": {l: t.to_json() for l, t in topk.items()}}))
+    return topk
+
+
+def reduce_topk(plan: RunPlan, cfg: VisualizeConfig, progress=None) -> dict:
+    """Merge every shard's partial into visualize/topk.json; returns its content."""
+    merged: dict[str, TopK] = {}
+    for shard in plan.shards:
+        for layer, part in shard_partial(plan, shard, cfg.vis_layers, cfg.top_k).items():
+            merged[layer] = merge_topk([merged[layer], part], cfg.top_k) if layer in merged else part
+        if progress is not None:
+            progress.update(1)
+    samples = {s["index"]: s for s in plan.data["samples"]}
+    used = sorted({int(i) for t in merged.values() for i in t.index.flatten()})
+    data = {
+        "layers": {layer: t.to_json() for layer, t in merged.items()},
+        "samples": {str(i): {"key": samples[i]["key"], "source": samples[i]["source"]} for i in used},
+        "top_k": cfg.top_k,
+        "size": cfg.size,
+    }
+    atomic_write_text(plan.root / "visualize" / "topk.json", json.dumps(data, sort_keys=True))
+    return data
+
+
+def draw_layers(root: Path, cfg: VisualizeConfig, backbone, topk: dict, progress=None) -> list[Path]:
+    """Per layer: deconvnet projections of the drawn filters' top-k, grid image and JSON index."""
+    sizer = MethodTask(cfg)  # the same decoding and resizing as the map step
+    net, pre, dev = backbone.net, backbone.pre, backbone.device
+    images: OrderedDict = OrderedDict()
+    forwards: OrderedDict = OrderedDict()
+
+    def image(i: int):
+        if i not in images:
+            images[i] = sizer.sized(topk["samples"][str(i)]["source"])
+            if len(images) > 64:
+                images.popitem(last=False)
+        return images[i]
+
+    def forward(i: int, layer: str):
+        if (i, layer) not in forwards:
+            x = pre.to_net(to_tensor(image(i)).to(dev))
+            forwards[(i, layer)] = forward_with_switches(net, x, layer)
+            if len(forwards) > 16:
+                forwards.popitem(last=False)
+        return forwards[(i, layer)]
+
+    zero = pre.to_pixels(torch.zeros(1, 3, 1, 1, device=dev))
+    written = []
+    for layer in cfg.vis_layers:
+        if layer not in topk["layers"]:
+            continue
+        t = TopK.from_json(topk["layers"][layer])
+        n = t.value.shape[0] if cfg.grid_filters == 0 else min(cfg.grid_filters, t.value.shape[0])
+        rows, index = [], []
+        for f in range(n):
+            pairs = []
+            for r in range(t.value.shape[1]):
+                i, y, x, v = int(t.index[f, r]), int(t.y[f, r]), int(t.x[f, r]), float(t.value[f, r])
+                sample = topk["samples"][str(i)]
+                index.append({"filter": f, "rank": r + 1, "value": v, "index": i, "key": sample["key"],
+                              "source": sample["source"], "y": y, "x": x})
+                if v <= 0:  # a filter that never fired has nothing to project
+                    pairs.append(None)
+                    continue
+                act, switches, sizes = forward(i, layer)
+                one = torch.zeros_like(act)
+                one[0, f, y, x] = act[0, f, y, x]
+                delta = pre.to_pixels(project_down(net, layer, one, switches, sizes)) - zero
+                pairs.append(patch_pair(net, layer, image(i), projection_image(delta[0]), y, x, cfg.cell))
+            rows.append((f, pairs))
+            if progress is not None:
+                progress.update(1)
+        title = f"{layer}: top-{cfg.top_k} deconvnet projections | image patches (receptive field)"
+        grid = draw_grid(rows, t.value.shape[1], cfg.cell, title)
+        out = root / "visualize" / f"{layer}.png"
+        atomic_write_bytes(out, encode_image(grid, "png"))
+        atomic_write_text(out.with_suffix(".json"), json.dumps(
+            {"layer": layer, "filters_drawn": n, "filters": int(t.value.shape[0]), "top_k": cfg.top_k,
+             "entries": index}, indent=1))
+        written.append(out)
+    return written
+
+
+def reduce_and_draw(root: Path, cfg: VisualizeConfig, device: str, show_progress: bool = True) -> list[Path]:
+    """The reduce step of `nst visualize`: merge partial top-k, then draw every layer."""
+    from pipeline.models.vgg import Backbone
+    from pipeline.progress import bar
+
+    plan = load_run(root)
+    progress = bar(len(plan.shards), desc="visualize: merge top-k", unit="shard", disable=not show_progress)
+    topk = reduce_topk(plan, cfg, progress)
+    progress.close()
+    backbone = Backbone(cfg.network, "max", cfg.weights, device)
+    total = sum(len(t["value"]) if cfg.grid_filters == 0 else min(cfg.grid_filters, len(t["value"]))
+                for t in topk["layers"].values())
+    progress = bar(total, desc="visualize: deconvnet projections", unit="filter", disable=not show_progress)
+    with torch.no_grad():
+        written = draw_layers(root, cfg, backbone, topk, progress)
+    progress.close()
+    return written
+
+
+def topk_digest(root: Path) -> str:
+    """sha256 of the merged top-k (for comparing runs)."""
+    data = json.loads((Path(root) / "visualize" / "topk.json").read_text())
+    return hashlib.sha256(json.dumps(data["layers"], sort_keys=True).encode()).hexdigest()
