@@ -75,7 +75,7 @@ def status(
 ):
     """Where a run stands: counts, shards, rate, ETA, most frequent errors."""
     from pipeline.run.plan import load_run
-    from pipeline.run.shard_state import format_table, summarize
+    from pipeline.run.status import format_table, summarize
 
     try:
         summary = summarize(load_run(out))

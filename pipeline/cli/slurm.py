@@ -228,7 +228,7 @@ def _run_stylize(argv: list[str]) -> int:
 @app.command("slurm-worker", hidden=True)
 def slurm_worker(out: Path = typer.Argument(..., help="Run directory written by nst submit")):
     """Inside a job: be one worker of the run (array task or srun rank), requeue on preemption."""
-    from pipeline.slurm import requeue as slurm
+    from pipeline.slurm import env as slurm_env, requeue as slurm
     from pipeline.run.stop import stop_requested
 
     slurm.install_signal_handlers()
@@ -239,7 +239,7 @@ def slurm_worker(out: Path = typer.Argument(..., help="Run directory written by 
     os.environ["NST_NUM_NODES"] = str(job.get("nodes", 1))
     task = slurm.SlurmTask.from_env()
     if task is not None:
-        typer.echo(f"nst slurm: worker ready in job {slurm.worker_label(task.holder_info())}; "
+        typer.echo(f"nst slurm: worker ready in job {slurm_env.worker_label(task.holder_info())}; "
                    f"USR2/TERM stop it cleanly", err=True)
     if _run_complete(out):
         typer.echo(f"nst: no work left in {out}; exiting", err=True)
@@ -262,7 +262,7 @@ def slurm_requeue(out: Path = typer.Argument(..., help="Run directory")):
 
 def _run_complete(out: Path) -> bool:
     from pipeline.run.plan import load_run
-    from pipeline.run.shard_state import summarize
+    from pipeline.run.status import summarize
 
     try:
         return bool(summarize(load_run(out))["complete"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
 from pipeline.io.atomic import atomic_write_text
 from pipeline.run.plan import open_run
-from pipeline.run.shard_state import format_table, summarize, write_shardindex
+from pipeline.run.status import format_table, summarize, write_shardindex
 from pipeline.run.stop import stop_reason, stop_requested
 from pipeline.run.task import Task
 from pipeline.run.worker import WorkerOptions

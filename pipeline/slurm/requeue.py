@@ -1,4 +1,4 @@
-"""What a worker needs to know about SLURM: who it is, how to stop, how to requeue.
+"""How a SLURM worker stops and requeues (who it is: slurm/env.py).
 
 A worker under SLURM installs `install_signal_handlers()` (USR2 from
 `--signal=USR2@grace` or a preemption with `preempt_send_user_signal`, TERM from
@@ -17,7 +17,7 @@ Only a job that is still RUNNING requeues itself: a TERM from `scancel`, from
 SLURM's own preemption requeue or from the time limit leaves the decision to SLURM.
 
 Lightning's own auto-requeue (which writes and auto-loads `hpc_ckpt` files) is
-never used; see `lightning_environment()`.
+never used: the runner hands Lightning a SLURMEnvironment with auto_requeue=False.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,78 +35,12 @@ from pathlib import Path
 from pipeline.errors import EXIT_PREEMPTED, EXIT_REQUEUE_LIMIT
 from pipeline.io.atomic import atomic_write_text
 from pipeline.run.stop import request_stop
+from pipeline.slurm.env import SlurmTask
 
 DEFAULT_GRACE_S = 120  # the `@grace` of `--signal=USR2@grace` when the job does not say (NST_SLURM_GRACE)
 DEFAULT_MAX_TIMEOUT_REQUEUES = 3  # NST_SLURM_MAX_TIMEOUT_REQUEUES
 
 _SIGNALLED_AT: list[float] = []
-
-
-@dataclass(frozen=True)
-class SlurmTask:
-    """This process's place in SLURM, read from the environment of a job or step."""
-
-    job_id: str
-    array_job_id: str | None
-    array_task_id: str | None
-    restart_count: int
-    procid: int
-    ntasks: int
-    node: str
-
-    @classmethod
-    def from_env(cls, env: dict | None = None) -> "SlurmTask | None":
-        env = os.environ if env is None else env
-        job_id = env.get("SLURM_JOB_ID") or env.get("SLURM_JOBID")
-        if not job_id:
-            return None
-        return cls(
-            job_id=job_id,
-            array_job_id=env.get("SLURM_ARRAY_JOB_ID"),
-            array_task_id=env.get("SLURM_ARRAY_TASK_ID"),
-            restart_count=int(env.get("SLURM_RESTART_COUNT") or 0),
-            procid=int(env.get("SLURM_PROCID") or 0),
-            ntasks=int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1),
-            node=env.get("SLURMD_NODENAME") or socket.gethostname(),
-        )
-
-    @property
-    def requeue_id(self) -> str:
-        """What `scontrol requeue` takes: ARRAYJOB_TASK for an array task, else the job id."""
-        if self.array_job_id and self.array_task_id is not None:
-            return f"{self.array_job_id}_{self.array_task_id}"
-        return self.job_id
-
-    def holder_info(self) -> dict:
-        """The fields a lease records so `nst status` can name the SLURM worker behind it."""
-        info = {"slurm_job_id": self.job_id, "slurm_restart_count": self.restart_count,
-                "slurm_procid": self.procid, "slurm_node": self.node}
-        if self.array_job_id and self.array_task_id is not None:
-            info["slurm_array_job_id"] = self.array_job_id
-            info["slurm_array_task_id"] = self.array_task_id
-        return info
-
-
-def holder_info(env: dict | None = None) -> dict:
-    """SLURM ids for a lease's holder record; empty outside SLURM."""
-    task = SlurmTask.from_env(env)
-    return task.holder_info() if task else {}
-
-
-def worker_label(info: dict) -> str:
-    """`job 123_4 (rank 0, restart 1)` from a holder record, or '' when it holds no SLURM ids."""
-    if not info.get("slurm_job_id"):
-        return ""
-    if info.get("slurm_array_job_id"):
-        label = f"{info['slurm_array_job_id']}_{info['slurm_array_task_id']}"
-    else:
-        label = str(info["slurm_job_id"])
-    extra = []
-    if int(info.get("slurm_procid") or 0):
-        extra.append(f"rank {info['slurm_procid']}")
-    if int(info.get("slurm_restart_count") or 0):
-        extra.append(f"restart {info['slurm_restart_count']}")
-    return label + (f" ({', '.join(extra)})" if extra else "")
 
 
 # ---------------------------------------------------------------- signals
@@ -227,7 +160,7 @@ def read_history(run_dir: Path, task: SlurmTask) -> dict:
 def finished_samples(run_dir: Path) -> int:
     """Samples of the run with a final row (ok or failed), from the run's own files."""
     from pipeline.run.plan import load_run
-    from pipeline.run.shard_state import summarize
+    from pipeline.run.status import summarize
 
     summary = summarize(load_run(Path(run_dir)))
     return int(summary["ok"]) + int(summary["failed"])
@@ -282,10 +215,3 @@ def after_stop(run_dir: Path, task: SlurmTask | None = None, now: float | None =
     else:
         log(f"requeued {task.requeue_id}")
     return EXIT_PREEMPTED
-
-
-def lightning_environment():
-    """Lightning's SLURM detection without its auto-requeue and `hpc_ckpt` files."""
-    from pytorch_lightning.plugins.environments import SLURMEnvironment
-
-    return SLURMEnvironment(auto_requeue=False)

@@ -274,7 +274,7 @@ def test_failure_classes(tmp_path):
 
 
 def test_throughput_counts_batches_from_their_start():
-    from pipeline.run.shard_state import throughput
+    from pipeline.run.status import throughput
 
     batch = [{"started_at": 1000.0, "finished_at": 1010.0 + i * 1e-3} for i in range(8)]  # 8 in 10 s
     assert abs(throughput(batch, now=1020.0) - 8 / 10.008 * 3600) < 1

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_image
-from pipeline.slurm import requeue as slurm
+from pipeline.slurm import env as slurm_env, requeue as slurm
 from pipeline.run.stop import reset, stop_reason, stop_requested
 
 NST = str(Path(sys.executable).with_name("nst"))
@@ -57,16 +57,16 @@ def test_preemptions_requeue_without_limit_timeouts_are_capped_without_progress(
 
 
 def test_task_ids_requeue_target_and_holder_label():
-    arr = slurm.SlurmTask.from_env({"SLURM_JOB_ID": "107", "SLURM_ARRAY_JOB_ID": "100",
+    arr = slurm_env.SlurmTask.from_env({"SLURM_JOB_ID": "107", "SLURM_ARRAY_JOB_ID": "100",
                                     "SLURM_ARRAY_TASK_ID": "7", "SLURM_RESTART_COUNT": "2"})
     assert arr.requeue_id == "100_7"
     info = arr.holder_info()
     assert info["slurm_array_job_id"] == "100" and info["slurm_restart_count"] == 2
-    assert slurm.worker_label(info) == "100_7 (restart 2)"
-    plain = slurm.SlurmTask.from_env({"SLURM_JOB_ID": "55", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"})
+    assert slurm_env.worker_label(info) == "100_7 (restart 2)"
+    plain = slurm_env.SlurmTask.from_env({"SLURM_JOB_ID": "55", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"})
     assert plain.requeue_id == "55" and plain.ntasks == 2
-    assert slurm.worker_label(plain.holder_info()) == "55 (rank 1)"
-    assert slurm.SlurmTask.from_env({}) is None and slurm.holder_info({}) == {}
+    assert slurm_env.worker_label(plain.holder_info()) == "55 (rank 1)"
+    assert slurm_env.SlurmTask.from_env({}) is None and slurm_env.holder_info({}) == {}
 
 
 def test_usr2_and_term_set_the_stop_flag():
