@@ -16,7 +16,9 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import torch
 
-OK, RESIZED, FAILED_OOM = "ok", "resized", "failed_oom"
+from pipeline.errors import FAILED_OOM, OK
+
+RESIZED = "resized"  # an outcome of the fallback, not a manifest status: the sample ran smaller
 
 
 # ------------------------------------------------------------------ buckets
@@ -169,13 +171,13 @@ def run_with_oom_fallback(items: Sequence[Any], size, run: Callable[[list, Any],
     return attempt(list(items), size, 1)
 
 
-def shrink_by(factor: float = 0.75, minimum: int = 64, multiple: int = 16) -> Callable[[Any], Any | None]:
-    """A shrink policy for square or (w, h) sizes: scale by `factor`, snap, stop below `minimum`."""
+def shrink_by(factor: float = 0.75, minimum: int = 64, multiple: int = 1) -> Callable[[Any], Any | None]:
+    """A shrink policy for square or (w, h) sizes: scale each side by `factor` (rounded), snap to
+    `multiple`; None once the shorter side would fall below `minimum` (then the sample is failed_oom)."""
     def step(size):
-        if isinstance(size, tuple):
-            w, h = size
-            nw, nh = snap_size((int(w * factor), int(h * factor)), multiple)
-            return None if max(nw, nh) < minimum or (nw, nh) == (w, h) else (nw, nh)
-        n = max(multiple, int(size * factor) // multiple * multiple)
-        return None if n < minimum or n == size else n
+        w, h = size if isinstance(size, tuple) else (size, size)
+        nw, nh = snap_size((round(w * factor), round(h * factor)), multiple)
+        if min(nw, nh) < minimum or (nw, nh) == (w, h):
+            return None
+        return (nw, nh) if isinstance(size, tuple) else nw
     return step

@@ -101,12 +101,6 @@ class Worker:
     def pending(self) -> list[dict]:
         return [s for s in self.plan.shards if not self.is_done(s)]
 
-    def run_all(self, wait: bool = True) -> WorkerStats:
-        """Work until every shard is done (waiting on shards others hold) or a stop is requested."""
-        for shard in self.shard_order():
-            self.try_shard(shard)
-        return self.drain(wait)
-
     def drain(self, wait: bool = True) -> WorkerStats:
         """After a pass: keep taking shards (incl. stale leases) until all are done."""
         while not stop_requested():

@@ -20,7 +20,7 @@ import time
 import torch
 
 from pipeline.config import StyleConfig
-from pipeline.errors import BadInput
+from pipeline.errors import FAILED_OOM, BadInput
 from pipeline.io.images import encode_image, load_image, to_pil
 from pipeline.io.reader import InputRow
 from pipeline.run.task import Planned, Sample, SampleResult, Task, NonFiniteResult, failed, sample_seed
@@ -56,10 +56,11 @@ def assign_styles(rows: list[InputRow], styles: list[str], policy: str, seed: in
 
 
 def _smaller(key):
-    """The out-of-memory retry size: 3/4 of ((w, h), styles), or None below 64 px."""
-    (w, h), styles = key
-    w2, h2 = round(w * 0.75), round(h * 0.75)
-    return None if min(w2, h2) < 64 else ((w2, h2), styles)
+    """The out-of-memory retry size of a ((w, h), styles) batch key: 3/4 of each side, or None below 64 px."""
+    from pipeline.engine.batching import shrink_by
+
+    size = shrink_by(0.75, minimum=64)(key[0])
+    return None if size is None else (size, key[1])
 
 
 class StylizeTask(Task):
@@ -146,7 +147,7 @@ class StylizeTask(Task):
         its metadata) down to 64 px, then records `failed_oom`; any other error
         in a batch is isolated by retrying its samples one by one.
         """
-        from pipeline.engine.batching import FAILED_OOM, make_batches, run_with_oom_fallback
+        from pipeline.engine.batching import make_batches, run_with_oom_fallback
 
         results: dict[str, SampleResult] = {}
         ready = []
@@ -172,7 +173,7 @@ class StylizeTask(Task):
                 continue
             for o in outcomes:
                 if o.status == FAILED_OOM:
-                    results[o.item[0].key] = SampleResult(o.item[0].key, "failed_oom", {}, {},
+                    results[o.item[0].key] = SampleResult(o.item[0].key, FAILED_OOM, {}, {},
                                                           f"out of memory at {key[0][0]}x{key[0][1]} px, batch of 1")
                 else:
                     results[o.item[0].key] = o.result

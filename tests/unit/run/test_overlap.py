@@ -203,7 +203,9 @@ def test_writer_error_surfaces_and_threads_are_joined(tmp_path):
     worker = Worker(plan, task, WorkerOptions(progress=False, lease_ttl=60))
     try:
         with pytest.raises(ValueError, match="longer than 100 bytes"):
-            worker.run_all(wait=False)
+            for shard in worker.shard_order():
+                worker.try_shard(shard)
+            worker.drain(wait=False)
     finally:
         worker.close()
     assert not _threads()
@@ -231,7 +233,9 @@ def test_stop_and_interrupt_keep_finished_work_and_resume_completes(tmp_path):
     worker = Worker(open_run(out, second, 7), second, WorkerOptions(progress=False, lease_ttl=60))
     try:
         with pytest.raises(KeyboardInterrupt):
-            worker.run_all(wait=False)
+            for shard in worker.shard_order():
+                worker.try_shard(shard)
+            worker.drain(wait=False)
     finally:
         worker.close()
     assert second.processed == ["00000004"]
