@@ -1,6 +1,6 @@
-"""What the four sister-method Tasks share: backbone setup, identity, input sizing, records.
+"""The one Task base every method's adapter extends: backbone setup, identity, input sizing, records.
 
-Each method's Task (texture, invert, dream, visualize) only says how one
+Each method's Task (stylize, texture, invert, dream, visualize) only says how a
 sample becomes tar members; the runner does plans, shards, leases and resume.
 """
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 from pipeline.config import StyleConfig
 from pipeline.io.images import load_image, resize, target_size
-from pipeline.run.task import NonFiniteResult, Planned, Sample, SampleResult, Task, failed
+from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, Task, failed
 
 
 class MethodTask(Task):
@@ -33,7 +33,11 @@ class MethodTask(Task):
 
     def identity(self) -> dict:
         d = {k: v for k, v in self.cfg.to_dict().items() if k not in self.presentation_keys}
-        return {"method": self.name, **d}
+        return {"method": self.name, **self.identity_extra(), **d}
+
+    def identity_extra(self) -> dict:
+        """Run-identity fields beyond the config (stylize: the style assignment)."""
+        return {}
 
     def seed(self) -> int:
         return int(self.cfg.seed)
@@ -84,13 +88,19 @@ class MethodTask(Task):
         except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the run goes on
             return failed(sample, exc)
         meta["seconds"] = round(time.perf_counter() - start, 3)
+        return SampleResult(sample.key, OK, {**members, "json": self.record(sample, meta)}, meta)
+
+    def record_fields(self) -> dict:
+        """Fields of every sample's JSON record beyond the shared ones."""
+        return {"method": self.name}
+
+    def record(self, sample: Sample, meta: dict) -> bytes:
+        """The sample's JSON member: where it came from, with what, on what, and `meta`."""
         record = {"key": sample.key, "index": sample.index, "source": sample.source,
-                  "styles": list(sample.styles), "seed": sample.seed, "method": self.name,
+                  "styles": list(sample.styles), "seed": sample.seed, **self.record_fields(),
                   "params": self.cfg.to_dict(), "device": self.device,
                   "weights_digest": self.backbone.weights_digest, **sample.extra, **meta}
-        members = dict(members)
-        members["json"] = json.dumps(record, sort_keys=True).encode()
-        return SampleResult(sample.key, "ok", members, meta)
+        return json.dumps(record, sort_keys=True).encode()
 
 
 class PerImageTask(MethodTask):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import threading
 import time
@@ -23,7 +22,8 @@ from pipeline.config import StyleConfig
 from pipeline.errors import FAILED_OOM, BadInput
 from pipeline.io.images import encode_image, load_image, to_pil
 from pipeline.io.reader import InputRow
-from pipeline.run.task import Planned, Sample, SampleResult, Task, NonFiniteResult, failed, sample_seed
+from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, failed, sample_seed
+from pipeline.tasks.base import MethodTask
 
 ASSIGN_POLICIES = ("one", "random", "cycle", "all")
 _STYLE_LOCK = threading.Lock()  # the per-worker style cache is filled from the prefetch thread too
@@ -63,7 +63,7 @@ def _smaller(key):
     return None if size is None else (size, key[1])
 
 
-class StylizeTask(Task):
+class StylizeTask(MethodTask):
     """Gatys style transfer over a dataset, one sample per `process` call."""
 
     name = "stylize"
@@ -73,35 +73,28 @@ class StylizeTask(Task):
                  shard_order: str = "size"):
         if shard_order not in ("size", "input"):
             raise BadInput(f"--shard-order must be size or input, got {shard_order!r}")
-        self.cfg, self.rows, self.styles, self.assign = cfg, rows, styles, assign
+        super().__init__(cfg)
+        self.rows, self.styles, self.assign = rows, styles, assign
         self.shard_order = shard_order
         # the runner hands process() up to this many samples; "auto" sizes each bucket from free memory
         self.batch_size = cfg.max_batch if cfg.batch_size == "auto" else cfg.batch_size
-        self._backbone = None
         self._targets = None
         self._style_cache: dict = {}
 
-    def identity(self) -> dict:
-        return {"method": "stylize", "assign": self.assign, **self.cfg.to_dict()}
+    def identity_extra(self) -> dict:
+        return {"assign": self.assign}
 
-    def seed(self) -> int:
-        return int(self.cfg.seed)
-
-    def weights_digest(self) -> str:
-        from pipeline.models.weights import load_backbone_state
-
-        return load_backbone_state(self.cfg.network, self.cfg.weights)[1]["state_digest"]
+    def record_fields(self) -> dict:
+        return {}  # stylize records predate the "method" field; the digest test keeps their bytes
 
     def plan(self) -> list[Planned]:
         return assign_styles(self.rows, self.styles, self.assign, self.cfg.seed)
 
     def setup(self, device: str) -> None:
-        from pipeline.models.vgg import Backbone
         from pipeline.methods.stylize import StyleTargets
 
-        self.device = device
-        self._backbone = Backbone(self.cfg.network, self.cfg.pooling, self.cfg.weights, device)
-        self._targets = StyleTargets(self._backbone, self.cfg, max_entries=64)
+        super().setup(device)
+        self._targets = StyleTargets(self.backbone, self.cfg, max_entries=64)
 
     def _style(self, path: str):
         """Decoded style images are kept per worker; Gram targets are cached by StyleTargets."""
@@ -186,7 +179,7 @@ class StylizeTask(Task):
         from pipeline.engine.batching import auto_batch_size
 
         (w, h), _styles = key
-        return auto_batch_size(self._backbone.net, self._layers(), w, h, self.cfg, self.device)
+        return auto_batch_size(self.backbone.net, self._layers(), w, h, self.cfg, self.device)
 
     def _layers(self) -> list[str]:
         return [self.cfg.content_layer, *self.cfg.style_layers]
@@ -208,7 +201,7 @@ class StylizeTask(Task):
         if shrunk:
             cfg = dataclasses.replace(self.cfg, size=max(key[0]))
             contents = [resize(c, tuple(key[0])) for c in contents]
-        pixels, result = stylize_batch(self._backbone, cfg, self._targets,
+        pixels, result = stylize_batch(self.backbone, cfg, self._targets,
                                        StylizeJob(contents, group[0][2], seeds))
         seconds = round((time.perf_counter() - start) / len(group), 3)
         out = []
@@ -225,13 +218,6 @@ class StylizeTask(Task):
                     "compiled": result.compiled}
             if shrunk:
                 meta["oom_resized_from"] = list(wh)
-            record = {
-                "key": sample.key, "index": sample.index, "source": sample.source, "styles": list(sample.styles),
-                "seed": sample.seed, "assign": sample.extra.get("assign"), "params": self.cfg.to_dict(),
-                "device": self.device, "weights_digest": self._backbone.weights_digest, **meta,
-            }
-            if "source_key" in sample.extra:
-                record["source_key"] = sample.extra["source_key"]
-            members = {self.cfg.output_format: data, "json": json.dumps(record, sort_keys=True).encode()}
-            out.append(SampleResult(sample.key, "ok", members, meta))
+            members = {self.cfg.output_format: data, "json": self.record(sample, meta)}
+            out.append(SampleResult(sample.key, OK, members, meta))
         return out
