@@ -42,27 +42,19 @@ def stylize(
                                    "`nst submit` uses it before sbatch"),
 ):
     """Stylize every image of DATA into webdataset tar shards with manifests (resumable)."""
-    from pipeline.config import build_config
-    from pipeline.io.reader import read_data, read_styles
-    from pipeline.run.runner import RunOptions, execute
-    from pipeline.tasks.stylize import StylizeTask
+    from pipeline import api
+    from pipeline.run.runner import RunOptions
 
     try:
-        cfg = build_config(preset=config, overrides={"size": size, "iterations": iterations, "seed": seed},
-                           sets=set_)
-        rows = read_data(data)
-        styles = read_styles(style) if style else []
-        task = StylizeTask(cfg, rows, styles, assign, shard_order)
+        opts = RunOptions.pick(locals()).validate()
+        cfg = api.method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
+        task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order)
         if plan_only:
-            from pipeline.run.plan import open_run
-
-            plan = open_run(out, task, shard_size, overwrite=overwrite)
+            plan = api.plan_dataset(task, out, shard_size, overwrite=overwrite)
             typer.echo(f"nst: run plan {plan.root / 'run.json'}: {len(plan.data['samples'])} samples "
                        f"in {len(plan.shards)} shards")
             raise typer.Exit(EXIT_OK)
-        code = execute(task, RunOptions(out=out, shard_size=shard_size, devices=devices, device=device,
-                                        overwrite=overwrite, retry_failed=retry_failed, lease_ttl=lease_ttl,
-                                        progress=progress, threads=threads, overlap=overlap))
+        code = api.run_dataset(task, opts)
     except NSTError as exc:
         fail(exc)
     raise typer.Exit(code)

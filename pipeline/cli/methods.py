@@ -30,22 +30,6 @@ THREADS = typer.Option(1, help="Torch threads per CPU worker process (1 keeps ou
 DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column")
 
 
-def _config(cls, preset: str, size, iterations, seed, sets, **extra):
-    from pipeline.config import build_config
-
-    return build_config(cls, preset=preset, sets=sets,
-                        overrides={"size": size, "iterations": iterations, "seed": seed, **extra})
-
-
-def _run(task, out: Path, devices: int, device: str, shard_size: int, retry_failed: bool, overwrite: bool,
-         lease_ttl: float, progress: bool, threads: int) -> int:
-    from pipeline.run.runner import RunOptions, execute
-
-    return execute(task, RunOptions(out=out, shard_size=shard_size, devices=devices, device=device,
-                                    overwrite=overwrite, retry_failed=retry_failed, lease_ttl=lease_ttl,
-                                    progress=progress, threads=threads))
-
-
 def _finish(code: int, out: Path) -> None:
     if code == EXIT_SAMPLES_FAILED:
         typer.echo(f"nst: some samples failed; see `nst status {out}`, rerun with --retry-failed to retry them",
@@ -53,16 +37,24 @@ def _finish(code: int, out: Path) -> None:
     raise typer.Exit(code)
 
 
-def _run_method(make_task, out: Path, *run_args, then=None) -> None:
-    """Build the Task, run it on the shared runner, then(task, code); NSTError -> one line + its exit code."""
+def _run_method(method: str, params: dict, overrides: dict | None = None, then=None) -> None:
+    """Build `method`'s config and Task from a command's parameters, run it on the shared runner, then
+    then(task, code); NSTError -> one line + its exit code."""
+    from pipeline import api
+    from pipeline.run.runner import RunOptions
+
     try:
-        task = make_task()
-        code = _run(task, out, *run_args)
+        opts = RunOptions.pick(params).validate()
+        cfg = api.method_config(method, params["config"], {"size": params["size"], "iterations": params["iterations"],
+                                                           "seed": params["seed"], **(overrides or {})},
+                                params["set_"])
+        task = api.method_task(method, cfg, data=params.get("data"), styles=params.get("style") or ())
+        code = api.run_dataset(task, opts)
         if then is not None:
             then(task, code)
     except NSTError as exc:
         fail(exc)
-    _finish(code, out)
+    _finish(code, opts.out)
 
 
 @app.command()
@@ -77,13 +69,7 @@ def texture(
     progress: bool = PROGRESS, threads: int = THREADS,
 ):
     """Texture synthesis (Gatys et al. 2015): new images with the Gram statistics of each source."""
-    from pipeline.io.reader import read_styles
-    from pipeline.methods.texture import TextureConfig
-    from pipeline.tasks.texture import TextureTask
-
-    _run_method(lambda: TextureTask(_config(TextureConfig, config, size, iterations, seed, set_, count=count),
-                                    read_styles(style)),
-                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads)
+    _run_method("texture", locals(), {"count": count})
 
 
 @app.command()
@@ -96,12 +82,7 @@ def invert(
     progress: bool = PROGRESS, threads: int = THREADS,
 ):
     """Reconstruct each image from each chosen layer (Mahendran & Vedaldi 2014), plus a comparison sheet."""
-    from pipeline.io.reader import read_data
-    from pipeline.methods.invert import InvertConfig
-    from pipeline.tasks.invert import InvertTask
-
-    _run_method(lambda: InvertTask(_config(InvertConfig, config, size, iterations, seed, set_), read_data(data)),
-                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads)
+    _run_method("invert", locals())
 
 
 @app.command()
@@ -119,14 +100,8 @@ def dream(
     progress: bool = PROGRESS, threads: int = THREADS,
 ):
     """DeepDream: gradient ascent on a layer's mean squared activation, with jitter and octaves."""
-    from pipeline.io.reader import read_data
-    from pipeline.methods.dream import DreamConfig
-    from pipeline.tasks.dream import DreamTask
-
-    _run_method(lambda: DreamTask(_config(DreamConfig, config, size, iterations, seed, set_, octaves=octaves,
-                                          octave_scale=octave_scale, zoom_frames=zoom_frames, dream_layer=layer,
-                                          channel=channel), read_data(data)),
-                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads)
+    _run_method("dream", locals(), {"octaves": octaves, "octave_scale": octave_scale, "zoom_frames": zoom_frames,
+                                    "dream_layer": layer, "channel": channel})
 
 
 @app.command()
@@ -145,18 +120,15 @@ def visualize(
     """
     from pytorch_lightning.utilities import rank_zero_only
 
+    from pipeline import api
     from pipeline.cli.app import pick_device
-    from pipeline.io.reader import read_data
-    from pipeline.methods.visualize import VisualizeConfig
-    from pipeline.tasks.visualize import VisualizeTask, reduce_and_draw
 
     def reduce(task, code):
         """Rank 0 merges the per-shard maxima and draws the grids once the map step is done."""
         if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
-            written = reduce_and_draw(out, task.cfg, pick_device("cuda" if device.startswith("cuda") else device),
-                                      show_progress=progress)
+            written = api.visualize_reduce(out, task.cfg, pick_device("cuda" if device.startswith("cuda") else device),
+                                           show_progress=progress)
             typer.echo(f"nst visualize: {out / 'visualize' / 'topk.json'}, "
                        + ", ".join(str(p) for p in written), err=True)
 
-    _run_method(lambda: VisualizeTask(_config(VisualizeConfig, config, size, iterations, seed, set_), read_data(data)),
-                out, devices, device, shard_size, retry_failed, overwrite, lease_ttl, progress, threads, then=reduce)
+    _run_method("visualize", locals(), then=reduce)
