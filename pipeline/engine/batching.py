@@ -84,8 +84,7 @@ def bytes_per_image(net, layers, width: int, height: int, precision: str, histor
     layer's output: conv output, ReLU output, their gradients; 2 bytes under bf16,
     4 in fp32), the L-BFGS history (2·history fp32 vectors of the image), and the
     image, its gradient and the optimiser's few working vectors (8 fp32 copies).
-    On an H100 at 512-2048 px the production path measured 4.3 kB/pixel in bf16;
-    this gives 4.6 kB/pixel, erring on the safe side."""
+    It errs on the safe side of what was measured (docs/speed.md)."""
     px = width * height
     elt = 2 if precision == "bf16" else 4
     acts = 4 * elt * activation_channels_per_pixel(net, layers)

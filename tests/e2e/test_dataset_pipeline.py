@@ -160,14 +160,14 @@ def test_retry_failed_reprocesses_only_the_failed_sample(tmp_path):
 
 
 def test_readme_webdataset_snippet_runs(two_worker_run):
-    """The reading snippet in docs/dataset.md, run as written against a finished run."""
+    """The README's reading snippet, run as written against a finished run."""
     import re
     import subprocess
     import sys
     from pathlib import Path
 
     out, _ = two_worker_run
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "dataset.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     snippet = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
     assert 'OUT = "runs/stylize"' in snippet
     code = snippet.replace('OUT = "runs/stylize"', f"OUT = {str(out)!r}")
