@@ -28,6 +28,7 @@ def _problem(backbone, size):
     return objective, content
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_compiled_render_matches_eager(backbone):
     torch.set_num_threads(2)
     objective, x0 = _problem(backbone, 32)
@@ -40,6 +41,7 @@ def test_compiled_render_matches_eager(backbone):
     assert (comp.x - x0).abs().max() > 1.0  # it optimised
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_failing_compiler_falls_back_to_eager(backbone, monkeypatch):
     """No usable C++ compiler: the render warns once and runs eager with the same result."""
     import torch._inductor.config as inductor

@@ -15,6 +15,7 @@ def _cfg(**kw):
     return build_config(preset="seed-wave-chicago", overrides=base)
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_style_loss_falls_10x_and_output_differs_from_content(backbone):
     cfg = _cfg(iterations=40)
     content = make_image((48, 40), 0, "content")
@@ -32,6 +33,7 @@ def test_style_loss_falls_10x_and_output_differs_from_content(backbone):
     assert pixels.shape == (1, 3, 40, 48)
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_same_seed_same_output_different_seed_differs(backbone):
     cfg = _cfg(iterations=8, init="noise")
     content = make_image((32, 32), 0, "content")

@@ -65,6 +65,7 @@ def test_missing_torchvision_weights_fail_fast_with_instructions(tmp_path, monke
         W.load_backbone_state("vgg19")
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_torchvision_weights_file_is_mapped_by_position(tmp_path):
     import torchvision
 
@@ -76,6 +77,7 @@ def test_torchvision_weights_file_is_mapped_by_position(tmp_path):
     assert meta["path"] == str(path)
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_nst_weights_command_verifies(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pipeline.cli", "weights"], capture_output=True, text=True,
                          env={**os.environ, "TORCH_HOME": str(tmp_path)})

@@ -56,6 +56,7 @@ def _strip(row: dict) -> dict:
     return out
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_overlap_on_and_off_give_identical_shards(dataset):
     root, data, style = dataset
     runs = {}
@@ -173,6 +174,7 @@ def _files(tmp_path, n=7):
     return [picture(tmp_path / "in" / f"{i}.png", seed=i) for i in range(n)]
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_encode_failure_in_writer_thread_is_one_failed_row(tmp_path):
     files = _files(tmp_path)
     out = tmp_path / "run"
@@ -214,6 +216,7 @@ def test_writer_error_surfaces_and_threads_are_joined(tmp_path):
     assert not list((tmp_path / "run" / "leases").iterdir())
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_stop_and_interrupt_keep_finished_work_and_resume_completes(tmp_path):
     files = _files(tmp_path)
     out = tmp_path / "run"

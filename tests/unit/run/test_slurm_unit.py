@@ -107,6 +107,7 @@ def small_data(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_submit_refuses_a_lightning_layout_mismatch_before_anything(small_data, tmp_path):
     out = tmp_path / "run"
     res = nst("submit", small_data / "content", "--style", small_data / "style.png", "--out", out,
@@ -119,6 +120,7 @@ def test_submit_refuses_a_lightning_layout_mismatch_before_anything(small_data, 
     assert res.returncode == 2 and "--array 2 with --nodes 2" in res.stderr
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_submit_dry_run_plans_first_and_builds_the_sbatch_line(small_data, tmp_path):
     out = tmp_path / "run"
     res = nst("submit", small_data / "content", "--style", small_data / "style.png", "--out", out,
@@ -147,6 +149,7 @@ def test_submit_dry_run_plans_first_and_builds_the_sbatch_line(small_data, tmp_p
     assert job["nodes"] == 2 and job["argv"][job["argv"].index("--devices") + 1] == "4"
 
 
+@pytest.mark.slow  # starts `nst` processes or compiles: not in `make test-fast`
 def test_status_names_the_slurm_worker_and_flags_a_dead_holder(small_data, tmp_path):
     out = tmp_path / "run"
     res = nst("submit", small_data / "content", "--style", small_data / "style.png", "--out", out,
