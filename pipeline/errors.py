@@ -1,7 +1,8 @@
-"""Errors users can act on, each with its own exit status.
+"""What can go wrong, named once: exit statuses, manifest statuses, and the exceptions behind them.
 
-The CLI turns these into one line on stderr and `sys.exit(code)`, so scripts
-and schedulers can tell bad input from failed samples from preemption.
+The CLI turns an NSTError into one line on stderr and `sys.exit(code)`, so scripts
+and schedulers can tell bad input from failed samples from preemption. A sample that
+fails gets one manifest status, chosen by exception type (run/task.py: classify).
 """
 
 EXIT_OK = 0
@@ -11,6 +12,17 @@ EXIT_VERIFY_FAILED = 4   # `nst verify` found an inconsistency
 EXIT_RUN_MISMATCH = 5    # an existing run directory holds a different run
 EXIT_PREEMPTED = 75      # stopped on a preemption signal; requeued (EX_TEMPFAIL)
 EXIT_REQUEUE_LIMIT = 76  # SLURM: time limit hit too often without progress; not requeued
+
+
+# Status of a sample in a manifest. "ok" is the only success.
+OK = "ok"
+FAILED_DECODE = "failed_decode"          # an input image could not be decoded
+FAILED_NAN = "failed_nan"                # the optimisation produced NaN/inf
+FAILED_OOM = "failed_oom"                # the device ran out of memory, at every size tried
+FAILED_IO = "failed_io"                  # an input file is missing or unreadable
+SKIPPED_TOO_LARGE = "skipped_too_large"  # the input has more pixels than PIL will decode
+FAILED_ERROR = "failed_error"            # any other exception (message says which)
+STATUSES = (OK, FAILED_DECODE, FAILED_NAN, FAILED_OOM, FAILED_IO, SKIPPED_TOO_LARGE, FAILED_ERROR)
 
 
 class NSTError(Exception):
@@ -28,6 +40,18 @@ class BadInput(NSTError):
     """A user-supplied file, option or value is unusable."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class DecodeError(BadInput):
+    """An image could not be decoded (failed_decode); the message names the file."""
+
+
+class MissingInput(DecodeError):
+    """An input image is missing, a directory or unreadable (failed_io)."""
+
+
+class NonFiniteResult(RuntimeError):
+    """Raised by a task when its output or loss is NaN/inf (failed_nan)."""
 
 
 class WeightsUnavailable(BadInput):

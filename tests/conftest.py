@@ -62,3 +62,10 @@ def images(tmp_path):
     make_image((48, 40), 0, "content").save(content)
     make_image((40, 40), 1, "style").save(style)
     return content, style
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end tier (tests/e2e: the real `nst` CLI in subprocesses) is marked `slow`."""
+    for item in items:
+        if "e2e" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.slow)

@@ -120,7 +120,7 @@ class Workload:
                                 for i in range(n)]).to(device)
 
     def objective(self, lo: int, hi: int):
-        from pipeline.tasks.stylize import build_objective
+        from pipeline.methods.stylize import build_objective
 
         return build_objective(self.cfg, self.content_acts[lo:hi], self.grams)
 

@@ -16,7 +16,9 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import torch
 
-OK, RESIZED, FAILED_OOM = "ok", "resized", "failed_oom"
+from pipeline.errors import FAILED_OOM, OK
+
+RESIZED = "resized"  # an outcome of the fallback, not a manifest status: the sample ran smaller
 
 
 # ------------------------------------------------------------------ buckets
@@ -82,8 +84,7 @@ def bytes_per_image(net, layers, width: int, height: int, precision: str, histor
     layer's output: conv output, ReLU output, their gradients; 2 bytes under bf16,
     4 in fp32), the L-BFGS history (2·history fp32 vectors of the image), and the
     image, its gradient and the optimiser's few working vectors (8 fp32 copies).
-    On an H100 at 512-2048 px the production path measured 4.3 kB/pixel in bf16;
-    this gives 4.6 kB/pixel, erring on the safe side."""
+    It errs on the safe side of what was measured (docs/speed.md)."""
     px = width * height
     elt = 2 if precision == "bf16" else 4
     acts = 4 * elt * activation_channels_per_pixel(net, layers)
@@ -169,13 +170,13 @@ def run_with_oom_fallback(items: Sequence[Any], size, run: Callable[[list, Any],
     return attempt(list(items), size, 1)
 
 
-def shrink_by(factor: float = 0.75, minimum: int = 64, multiple: int = 16) -> Callable[[Any], Any | None]:
-    """A shrink policy for square or (w, h) sizes: scale by `factor`, snap, stop below `minimum`."""
+def shrink_by(factor: float = 0.75, minimum: int = 64, multiple: int = 1) -> Callable[[Any], Any | None]:
+    """A shrink policy for square or (w, h) sizes: scale each side by `factor` (rounded), snap to
+    `multiple`; None once the shorter side would fall below `minimum` (then the sample is failed_oom)."""
     def step(size):
-        if isinstance(size, tuple):
-            w, h = size
-            nw, nh = snap_size((int(w * factor), int(h * factor)), multiple)
-            return None if max(nw, nh) < minimum or (nw, nh) == (w, h) else (nw, nh)
-        n = max(multiple, int(size * factor) // multiple * multiple)
-        return None if n < minimum or n == size else n
+        w, h = size if isinstance(size, tuple) else (size, size)
+        nw, nh = snap_size((round(w * factor), round(h * factor)), multiple)
+        if min(nw, nh) < minimum or (nw, nh) == (w, h):
+            return None
+        return (nw, nh) if isinstance(size, tuple) else nw
     return step

@@ -2,17 +2,14 @@
 
 Why compile: the forward/backward of a pixel optimisation is dozens of small
 element-wise kernels (ReLU, pooling, casts, loss terms) around the convolutions;
-inductor fuses them. Measured on the 2-core Zen 4 CPU (render of 4 images at
-128 px, torch 2.14.1; /tmp script, not committed; `nst bench --compile default`
-measures it in place): with average pooling, 0.71x the eager time in bf16 and
-0.82x in fp32; with max pooling 1.10x (slower: inductor's max-pool backward).
-Compilation costs 10-30 s once per image size and process. On CUDA, mode
+inductor fuses them. Compilation costs seconds once per image size and process;
+where it pays is measured in docs/speed.md ("torch.compile"). On CUDA, mode
 "reduce-overhead" adds CUDA graphs (one launch per graph instead of hundreds).
 
 Modes: none (eager), default, reduce-overhead, max-autotune, and auto: compile
 only where it was measured to pay, i.e. on CPU, average pooling, and a render
 big enough to repay the compilation; eager on CUDA until a GPU benchmark shows a
-gain (bench/gpu.sh measures each mode). Any failure to compile (no C++ compiler,
+gain (benchmarks/gpu.sh measures each mode). Any failure to compile (no C++ compiler,
 an unsupported op) falls back to eager for the rest of the process, with one
 warning.
 """

@@ -1,7 +1,7 @@
 """Per-sample L-BFGS for a batch of images, with a bounded step instead of a line search.
 
 Why not torch.optim.LBFGS: it couples all parameters (a batch would share one
-history and one step), and at the reference's loss scale (style loss ~1e18)
+history and one step), and at the Keras notebook's loss scale (style loss ~1e18)
 its steps overshoot to inf/NaN in fp32 without a line search, while its
 strong-Wolfe search stalls after such a trial point. Here every sample keeps
 its own curvature pairs and its own step; each step is capped so that no pixel

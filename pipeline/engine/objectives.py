@@ -175,15 +175,6 @@ class TotalVariation(Objective):
         return {self.name: tv_loss(x)}
 
 
-class Constant(Objective):
-    """A zero objective; the neutral element for building sums in a loop."""
-
-    name = "zero"
-
-    def parts(self, acts, x):
-        return {}
-
-
 # ------------------------------------------------- terms of the sister methods
 # Texture synthesis reuses Style alone; inversion (Mahendran & Vedaldi) needs a
 # relative feature error and two image priors; DeepDream maximises an activation.

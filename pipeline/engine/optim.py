@@ -1,6 +1,6 @@
 """Optimiser construction for pixel optimisation.
 
-`iterations` counts loss-and-gradient evaluations (as the reference counts
+`iterations` counts loss-and-gradient evaluations (as the Keras notebook the seed-* presets reproduce counts
 scipy's function evaluations); one step is one evaluation for every optimiser
 here except torch_lbfgs, whose line search may take several.
 """
@@ -15,7 +15,7 @@ def make_optimizer(name: str, x: torch.Tensor, lr: float = 1.0, history: int = 1
 
     'lbfgs' is the per-sample batched L-BFGS of pipeline.engine.lbfgs (the default);
     'torch_lbfgs' is torch.optim.LBFGS with a strong-Wolfe line search, kept as the
-    plain reference path for benchmarks (it couples a batch into one problem and a
+    plain baseline path for benchmarks (it couples a batch into one problem and a
     step may take several evaluations).
     """
     params = x if isinstance(x, (list, tuple)) else [x]

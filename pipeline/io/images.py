@@ -14,14 +14,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, DecodeError, MissingInput
 from pipeline.io.atomic import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
-
-
-class DecodeError(BadInput):
-    """An input file is missing, unreadable or not a decodable image."""
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -55,13 +51,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """Read and decode an image file to RGB, or raise DecodeError naming the path."""
     p = Path(path)
     if not p.exists():
-        raise DecodeError(f"image not found: {str(p)!r}")
+        raise MissingInput(f"image not found: {str(p)!r}")
     if p.is_dir():
-        raise DecodeError(f"expected an image file, got a directory: {str(p)!r}")
+        raise MissingInput(f"expected an image file, got a directory: {str(p)!r}")
     try:
         data = p.read_bytes()
     except OSError as exc:
-        raise DecodeError(f"cannot read image {str(p)!r}: {exc.strerror}")
+        raise MissingInput(f"cannot read image {str(p)!r}: {exc.strerror}")
     return decode_image(data, str(p))
 
 

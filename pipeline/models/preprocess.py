@@ -46,7 +46,7 @@ class Preprocess:
         return p.flip(1) if self.kind == "caffe" else p
 
     def noise(self, shape, generator: torch.Generator) -> torch.Tensor:
-        """Uniform 0..255 minus 128, in network space (the reference's noise init)."""
+        """Uniform 0..255 minus 128, in network space (the Keras notebook's noise init)."""
         u = torch.rand(shape, generator=generator) * 255.0 - 128.0
         if self.kind == "caffe":
             return u

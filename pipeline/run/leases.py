@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+from pipeline.slurm.env import holder_info
+
 HOST = socket.gethostname()
 
 
@@ -73,8 +75,6 @@ class Lease:
 
 
 def _create(path: Path, holder: str, ttl: float | None = None) -> Lease | None:
-    from pipeline.run.slurm import holder_info
-
     token = uuid.uuid4().hex
     info = {"token": token, "holder": holder, "host": HOST, "pid": os.getpid(), "started": time.time(),
             "ttl": ttl, **holder_info()}  # SLURM job/array ids, so `nst status` can name the worker

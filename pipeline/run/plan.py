@@ -221,7 +221,7 @@ def discard_run(root: Path) -> None:
 
 def _accept_fixed_inputs(root: Path, previous: dict, data: dict) -> dict | None:
     """--retry-failed: inputs used only by failed samples may have been fixed; adopt their new hashes."""
-    from pipeline.run.state import collect
+    from pipeline.run.shard_state import collect
 
     old = {i["path"]: i for i in previous["inputs"]}
     new = {i["path"]: i for i in data["inputs"]}

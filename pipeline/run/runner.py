@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
 from pipeline.io.atomic import atomic_write_text
 from pipeline.run.plan import open_run
-from pipeline.run.state import format_table, summarize, write_shardindex
+from pipeline.run.status import format_table, summarize, write_shardindex
 from pipeline.run.stop import stop_reason, stop_requested
 from pipeline.run.task import Task
 from pipeline.run.worker import WorkerOptions
@@ -23,6 +24,8 @@ from pipeline.run.worker import WorkerOptions
 
 @dataclass
 class RunOptions:
+    """How a dataset run is executed, the same for every method; validated once, in `validate`."""
+
     out: Path
     shard_size: int = 1000
     devices: int = 1
@@ -33,6 +36,20 @@ class RunOptions:
     progress: bool = True
     threads: int = 1              # torch threads per CPU worker process
     overlap: bool = True          # decode/encode/write in background threads (--no-overlap, NST_OVERLAP=0)
+
+    @classmethod
+    def pick(cls, values: dict) -> "RunOptions":
+        """The options among `values` (e.g. a CLI command's parameters), by field name."""
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+    def validate(self) -> "RunOptions":
+        if self.devices < 1:
+            raise BadInput(f"--devices must be >= 1, got {self.devices}")
+        if self.threads < 1:
+            raise BadInput(f"--threads must be >= 1, got {self.threads}")
+        if self.lease_ttl <= 0:
+            raise BadInput(f"--lease-ttl must be > 0 seconds, got {self.lease_ttl}")
+        return self
 
 
 def _accelerator(device: str) -> str:
@@ -60,16 +77,11 @@ def secondary_rank() -> bool:
 
 def execute(task: Task, opts: RunOptions) -> int:
     """Run (or resume) `task` into opts.out; returns the process exit status."""
-    if opts.devices < 1:
-        raise BadInput(f"--devices must be >= 1, got {opts.devices}")
-    if opts.threads < 1:
-        raise BadInput(f"--threads must be >= 1, got {opts.threads}")
-    if opts.lease_ttl <= 0:
-        raise BadInput(f"--lease-ttl must be > 0 seconds, got {opts.lease_ttl}")
+    opts.validate()
     accelerator = _accelerator(opts.device)
     plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
                     retry_failed=opts.retry_failed)
-    from pipeline.run.lightning_runner import run_predict
+    from pipeline.run.distribute import run_predict
 
     retry_id = None
     if opts.retry_failed:  # Lightning's other ranks inherit rank 0's environment

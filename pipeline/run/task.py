@@ -32,15 +32,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-# Status of a sample in a manifest. "ok" is the only success.
-OK = "ok"
-FAILED_DECODE = "failed_decode"          # an input image could not be read/decoded
-FAILED_NAN = "failed_nan"                # the optimisation produced NaN/inf
-FAILED_OOM = "failed_oom"                # the device ran out of memory
-FAILED_IO = "failed_io"                  # an input file is missing or unreadable
-SKIPPED_TOO_LARGE = "skipped_too_large"  # the input exceeds a configured limit
-FAILED_ERROR = "failed_error"            # any other exception (message says which)
-STATUSES = (OK, FAILED_DECODE, FAILED_NAN, FAILED_OOM, FAILED_IO, SKIPPED_TOO_LARGE, FAILED_ERROR)
+from pipeline.errors import (  # noqa: F401  (the statuses and NonFiniteResult are part of the Task contract)
+    FAILED_DECODE, FAILED_ERROR, FAILED_IO, FAILED_NAN, FAILED_OOM, OK, SKIPPED_TOO_LARGE, STATUSES, DecodeError,
+    MissingInput, NonFiniteResult,
+)
 
 
 @dataclass(frozen=True)
@@ -167,27 +162,17 @@ def number(planned: list[Planned], run_seed: int) -> list[Sample]:
             for i, p in enumerate(planned)]
 
 
-class NonFiniteResult(RuntimeError):
-    """Raised by a task when its output or loss is NaN/inf (classified as failed_nan)."""
-
-
-class TooLarge(RuntimeError):
-    """Raised by a task when an input exceeds a configured limit (skipped_too_large)."""
-
-
 def classify(exc: BaseException) -> str:
     """Map an exception raised while processing a sample to a manifest status."""
     import torch
+    from PIL import Image
 
-    from pipeline.io.images import DecodeError
-
+    if isinstance(exc, MissingInput):
+        return FAILED_IO
     if isinstance(exc, DecodeError):
-        return FAILED_IO if "not found" in str(exc) or "cannot read" in str(exc) else FAILED_DECODE
+        return FAILED_DECODE
     if isinstance(exc, NonFiniteResult):
         return FAILED_NAN
-    if isinstance(exc, TooLarge):
-        return SKIPPED_TOO_LARGE
-    from PIL import Image
 
     if isinstance(exc, Image.DecompressionBombError):  # more pixels than PIL will decode
         return SKIPPED_TOO_LARGE

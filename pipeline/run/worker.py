@@ -101,12 +101,6 @@ class Worker:
     def pending(self) -> list[dict]:
         return [s for s in self.plan.shards if not self.is_done(s)]
 
-    def run_all(self, wait: bool = True) -> WorkerStats:
-        """Work until every shard is done (waiting on shards others hold) or a stop is requested."""
-        for shard in self.shard_order():
-            self.try_shard(shard)
-        return self.drain(wait)
-
     def drain(self, wait: bool = True) -> WorkerStats:
         """After a pass: keep taking shards (incl. stale leases) until all are done."""
         while not stop_requested():
@@ -134,7 +128,7 @@ class Worker:
 
     def _progress(self):
         if self._bar is None:
-            from pipeline.run.state import collect
+            from pipeline.run.shard_state import collect
 
             done = sum(1 for s in collect(self.plan) for r in s.rows.values() if r)
             self._bar = bar(len(self.plan.data["samples"]), desc=f"{self.task.name} rank {self.opts.rank}",

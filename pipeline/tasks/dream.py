@@ -1,193 +1,37 @@
-"""DeepDream: amplify what one layer (or one channel of it) detects.
-
-Gradient ascent on the mean squared activation with normalised gradient steps
-(`normalized_sgd`), a random roll (jitter) before every step, pixels kept in
-0..255, and an octave pyramid: dream the smallest octave first, carry the
-added detail up to the next scale. `zoom_frames` feeds the result back with a
-small centre zoom for an animation.
-"""
+"""The dataset Task for `nst dream`: the dream, and with zoom_frames the frames plus an animation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
-import torch
-import torch.nn.functional as F
-
-from pipeline.config import StyleConfig
-from pipeline.engine.loop import render
-from pipeline.engine.objectives import MeanSquaredActivation
-from pipeline.engine.precision import resolve_precision
-from pipeline.errors import BadInput
-from pipeline.models.layers import canonical_layer
-from pipeline.models.vgg import Backbone
-
-ANIMATION_FORMATS = ("gif", "webp")
+from pipeline.io.images import encode_image, to_pil, to_tensor
+from pipeline.run.task import Sample
+from pipeline.methods.dream import dream_frames, encode_animation
+from pipeline.tasks.base import PerImageTask, check_pixels
 
 
-@dataclass
-class DreamConfig(StyleConfig):
-    """StyleConfig plus DeepDream's knobs. `iterations` are per octave (and per frame);
-    `learning_rate` is the normalised step in network units (pixels for VGG16)."""
+class DreamTask(PerImageTask):
+    """Members: {fmt} (the dream), frame{i:04d}.{fmt} and gif/webp when zoom_frames > 0, json."""
 
-    dream_layer: str = "block4_conv2"
-    channel: int | None = None
-    iterations: int = 10
-    learning_rate: float = 1.5
-    octaves: int = 4
-    octave_scale: float = 1.4
-    jitter: int = 32
-    zoom_frames: int = 0
-    zoom: float = 0.05
-    animation_format: str = "gif"
-    frame_ms: int = 100
-    content_weight: float = 0.0
-    tv_weight: float = 0.0
+    name = "dream"
+    shard_prefix = "dream"
 
-    def validate(self) -> "DreamConfig":
-        super().validate()
-        arch = "vgg19" if self.network == "vgg19" else "vgg16"
-        self.dream_layer = canonical_layer(self.dream_layer, arch)
-        if self.channel is not None:
-            width = layer_width(self.dream_layer)
-            if not isinstance(self.channel, int) or isinstance(self.channel, bool) or not 0 <= self.channel < width:
-                raise BadInput(f"channel must be an integer in 0..{width - 1} for {self.dream_layer} "
-                               f"or null, got {self.channel!r}")
-        if not isinstance(self.octaves, int) or self.octaves < 1:
-            raise BadInput(f"octaves must be an integer >= 1, got {self.octaves!r}")
-        if float(self.octave_scale) <= 1.0:
-            raise BadInput(f"octave_scale must be > 1, got {self.octave_scale!r}")
-        if not isinstance(self.jitter, int) or self.jitter < 0:
-            raise BadInput(f"jitter must be an integer >= 0, got {self.jitter!r}")
-        if not isinstance(self.zoom_frames, int) or self.zoom_frames < 0:
-            raise BadInput(f"zoom_frames must be an integer >= 0, got {self.zoom_frames!r}")
-        if not 0.0 < float(self.zoom) < 1.0:
-            raise BadInput(f"zoom must be in (0, 1), got {self.zoom!r}")
-        if self.animation_format not in ANIMATION_FORMATS:
-            raise BadInput(f"animation_format must be one of {', '.join(ANIMATION_FORMATS)}, "
-                           f"got {self.animation_format!r}")
-        return self
-
-
-def layer_width(layer: str) -> int:
-    """Channels of a VGG layer (blockN_*): 64, 128, 256, 512, 512."""
-    return (64, 128, 256, 512, 512)[int(layer[5]) - 1]
-
-
-class Jitter:
-    """step_hook for `render`: undo the last random roll, roll anew, clamp to valid pixels."""
-
-    def __init__(self, max_shift: int, generator: torch.Generator, low: torch.Tensor, high: torch.Tensor):
-        self.max_shift, self.gen = max_shift, generator
-        self.low, self.high = low, high
-        self.shift = (0, 0)
-
-    def _draw(self) -> tuple[int, int]:
-        if self.max_shift == 0:
-            return (0, 0)
-        s = torch.randint(-self.max_shift, self.max_shift + 1, (2,), generator=self.gen)
-        return int(s[0]), int(s[1])
-
-    def start(self, x: torch.Tensor) -> torch.Tensor:
-        self.shift = self._draw()
-        return torch.roll(x, self.shift, dims=(2, 3))
-
-    def __call__(self, x: torch.Tensor, step: int) -> None:
-        new = self._draw()
-        back = torch.roll(x, (-self.shift[0], -self.shift[1]), dims=(2, 3))
-        x.copy_(torch.maximum(torch.minimum(torch.roll(back, new, dims=(2, 3)), self.high), self.low))
-        self.shift = new
-
-    def finish(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.roll(x, (-self.shift[0], -self.shift[1]), dims=(2, 3))
-
-
-def pixel_bounds(backbone: Backbone, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Network-space images of pixel 0 and 255, per channel (1,3,1,1)."""
-    lo = backbone.pre.to_net(torch.zeros(1, 3, 1, 1, device=device))
-    hi = backbone.pre.to_net(torch.full((1, 3, 1, 1), 255.0, device=device))
-    return torch.minimum(lo, hi), torch.maximum(lo, hi)
-
-
-def octave_sizes(h: int, w: int, octaves: int, scale: float) -> list[tuple[int, int]]:
-    """Sizes from the smallest octave to the full size (never below 8 px)."""
-    sizes = [(h, w)]
-    for _ in range(octaves - 1):
-        ph, pw = sizes[-1]
-        nh, nw = round(ph / scale), round(pw / scale)
-        if min(nh, nw) < 8:
-            break
-        sizes.append((nh, nw))
-    return sizes[::-1]
-
-
-def dream(backbone: Backbone, cfg: DreamConfig, pixels: torch.Tensor, seed: int,
-          on_log=None) -> tuple[torch.Tensor, list[list[float]]]:
-    """Dream on `pixels` (1,3,H,W, 0..255); returns the result's pixels and each octave's objective history."""
-    dev = backbone.device
-    precision = resolve_precision(cfg.precision, dev)
-    gen = torch.Generator().manual_seed(int(seed))
-    low, high = pixel_bounds(backbone, dev)
-    objective = MeanSquaredActivation(cfg.dream_layer, cfg.channel)
-    base = backbone.pre.to_net(pixels.to(dev).float())
-    h, w = base.shape[-2:]
-    detail = None
-    histories: list[list[float]] = []
-    x = base
-    for oh, ow in octave_sizes(h, w, cfg.octaves, cfg.octave_scale):
-        octave_base = base if (oh, ow) == (h, w) else F.interpolate(base, size=(oh, ow), mode="bilinear",
-                                                                      align_corners=False)
-        if detail is None:
-            detail = torch.zeros_like(octave_base)
-        else:
-            detail = F.interpolate(detail, size=(oh, ow), mode="bilinear", align_corners=False)
-        jitter = Jitter(min(cfg.jitter, oh // 2, ow // 2), gen, low, high)
-        x0 = jitter.start(torch.maximum(torch.minimum(octave_base + detail, high), low))
-        history: list[float] = []
-
-        def log(done, total, rows, _h=history):
-            _h.append(rows[0]["total"])
-            if on_log is not None:
-                on_log(done, total, rows)
-
-        result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer="normalized_sgd",
-                        lr=cfg.learning_rate, precision=precision, log_every=1, on_log=log,
-                        maximize=True, step_hook=jitter)
-        x = jitter.finish(result.x)
-        detail = x - octave_base
-        histories.append(history)
-    return backbone.pre.to_pixels(x).clamp(0, 255), histories
-
-
-def zoom_in(pixels: torch.Tensor, zoom: float) -> torch.Tensor:
-    """Crop the centre 1/(1+zoom) of the image and scale it back to full size."""
-    h, w = pixels.shape[-2:]
-    ch, cw = max(1, round(h / (1 + zoom))), max(1, round(w / (1 + zoom)))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = pixels[..., top:top + ch, left:left + cw]
-    return F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
-
-
-def dream_frames(backbone: Backbone, cfg: DreamConfig, pixels: torch.Tensor, seed: int,
-                 on_log=None) -> list[torch.Tensor]:
-    """The dream, then `zoom_frames` more: each zooms into the previous one and dreams again."""
-    frame, _ = dream(backbone, cfg, pixels, seed, on_log)
-    frames = [frame]
-    for i in range(cfg.zoom_frames):
-        frame, _ = dream(backbone, cfg, zoom_in(frames[-1], cfg.zoom), seed + i + 1, on_log)
-        frames.append(frame)
-    return frames
-
-
-def encode_animation(images, fmt: str, frame_ms: int) -> bytes:
-    """Animated GIF or WebP of PIL frames, looping forever."""
-    import io
-
-    buf = io.BytesIO()
-    first, rest = images[0], list(images[1:])
-    if fmt == "gif":
-        first.save(buf, format="GIF", save_all=True, append_images=rest, duration=frame_ms, loop=0)
-    else:
-        first.save(buf, format="WEBP", save_all=True, append_images=rest, duration=frame_ms, loop=0,
-                   quality=90)
-    return buf.getvalue()
+    def produce(self, sample: Sample):
+        fmt = self.cfg.output_format
+        original = self.sized(sample.source)
+        objective: list[float] = []
+        frames = dream_frames(self.backbone, self.cfg, to_tensor(original), sample.seed,
+                              on_log=lambda done, total, rows: objective.append(rows[0]["total"]))
+        images = []
+        for f in frames:
+            check_pixels(f)
+            images.append(to_pil(f))
+        members = {fmt: partial(encode_image, images[0], fmt)}  # encoded in the writer thread
+        if self.cfg.zoom_frames:
+            for i, img in enumerate(images):
+                members[f"frame{i:04d}.{fmt}"] = partial(encode_image, img, fmt)
+            members[self.cfg.animation_format] = partial(encode_animation, images, self.cfg.animation_format,
+                                                         self.cfg.frame_ms)
+        meta = {"objective_first": objective[0], "objective_last": objective[-1],
+                "iterations": len(objective), "frames": len(images), "size": list(images[0].size)}
+        return members, meta

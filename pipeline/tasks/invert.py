@@ -1,98 +1,36 @@
-"""Image reconstruction from one layer's representation (Mahendran & Vedaldi 2014).
-
-For each chosen layer l, starting from noise, minimise
-  ‖Φ_l(x) − Φ_l(x0)‖² / ‖Φ_l(x0)‖²  +  λ_α·R_α(x)  +  λ_TV·R_TV^β(x)
-with the normalised priors of `AlphaNorm` and `TotalVariationBeta`. Shallow
-layers give back the photo; deeper ones keep the layout and lose the detail.
-"""
+"""The dataset Task for `nst invert`: one reconstruction per layer plus a comparison sheet."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
 
-import torch
-from PIL import Image, ImageDraw
-
-from pipeline.config import StyleConfig
-from pipeline.engine.loop import RenderResult, render
-from pipeline.engine.objectives import AlphaNorm, RelativeFeature, Sum, TotalVariationBeta
-from pipeline.engine.precision import autocast, resolve_precision
-from pipeline.errors import BadInput
-from pipeline.models.layers import canonical_layer, layer_index
-from pipeline.models.vgg import Backbone
+from pipeline.io.images import encode_image, to_pil, to_tensor
+from pipeline.run.task import Sample
+from pipeline.methods.invert import comparison_sheet, psnr, reconstruct
+from pipeline.tasks.base import PerImageTask, check_pixels
 
 
-@dataclass
-class InvertConfig(StyleConfig):
-    """StyleConfig plus the layers to invert and the two priors' settings.
+class InvertTask(PerImageTask):
+    """Members: {layer}.{fmt} per layer, sheet.{fmt} (original then shallow → deep), json."""
 
-    tv_weight here weighs TV^β, normalised by H·W·(bound/6.5)^β; alpha_weight
-    weighs Σ|x/bound|^α / (H·W) (x in network space).
-    """
+    name = "invert"
+    shard_prefix = "inverted"
 
-    invert_layers: list[str] = field(default_factory=lambda: [
-        "block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"])
-    alpha: float = 6.0
-    alpha_weight: float = 1e-3
-    beta: float = 2.0
-    tv_weight: float = 5e-3
-    bound: float = 128.0
-    content_weight: float = 0.0
-
-    def validate(self) -> "InvertConfig":
-        super().validate()
-        if isinstance(self.invert_layers, str):
-            self.invert_layers = [s for s in self.invert_layers.split(",") if s]
-        if not self.invert_layers:
-            raise BadInput("invert_layers must name at least one layer")
-        arch = "vgg19" if self.network == "vgg19" else "vgg16"
-        layers = [canonical_layer(s, arch) for s in self.invert_layers]
-        self.invert_layers = sorted(dict.fromkeys(layers), key=lambda n: layer_index(n, arch))
-        for name in ("alpha", "beta", "bound"):
-            if float(getattr(self, name)) <= 0:
-                raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if float(self.alpha_weight) < 0:
-            raise BadInput(f"alpha_weight must be >= 0, got {self.alpha_weight!r}")
-        return self
-
-
-def invert_objective(cfg: InvertConfig, layer: str, target: torch.Tensor):
-    terms = [RelativeFeature(layer, target)]
-    if cfg.alpha_weight > 0:
-        terms.append(cfg.alpha_weight * AlphaNorm(cfg.alpha, cfg.bound))
-    if cfg.tv_weight > 0:
-        terms.append(cfg.tv_weight * TotalVariationBeta(cfg.beta, cfg.bound / 6.5))
-    return Sum(terms)
-
-
-def reconstruct(backbone: Backbone, cfg: InvertConfig, pixels: torch.Tensor, layer: str, seed: int,
-                on_log=None) -> tuple[torch.Tensor, RenderResult]:
-    """Reconstruct `pixels` (1,3,H,W, 0..255) from `layer`; returns pixels and the render result."""
-    dev = backbone.device
-    precision = resolve_precision(cfg.precision, dev)
-    x_net = backbone.pre.to_net(pixels.to(dev))
-    with torch.no_grad(), autocast(precision, dev):
-        target = backbone.net(x_net, [layer])[layer].float()
-    objective = invert_objective(cfg, layer, target)
-    x0 = backbone.pre.noise(tuple(x_net.shape), torch.Generator().manual_seed(int(seed))).to(dev)
-    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer, lr=cfg.learning_rate,
-                    history=cfg.lbfgs_history, precision=precision, log_every=cfg.log_every, on_log=on_log)
-    return backbone.pre.to_pixels(result.x).clamp(0, 255), result
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of two 0..255 images."""
-    mse = (a.float() - b.float()).pow(2).mean().item()
-    return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
-
-
-def comparison_sheet(original: Image.Image, recons: list[tuple[str, Image.Image]]) -> Image.Image:
-    """Original then reconstructions from shallow to deep, side by side, each labelled."""
-    w, h = original.size
-    label_h = 14
-    sheet = Image.new("RGB", (w * (1 + len(recons)), h + label_h), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for i, (name, img) in enumerate([("original", original)] + recons):
-        sheet.paste(img, (i * w, label_h))
-        draw.text((i * w + 2, 1), name, fill=(0, 0, 0))
-    return sheet
+    def produce(self, sample: Sample):
+        fmt = self.cfg.output_format
+        original = self.sized(sample.source)
+        pixels = to_tensor(original)
+        members, recons, losses, scores = {}, [], {}, {}
+        evaluations = 0
+        for layer in self.cfg.invert_layers:
+            out, result = reconstruct(self.backbone, self.cfg, pixels, layer, sample.seed)
+            check_pixels(out)
+            img = to_pil(out)
+            members[f"{layer}.{fmt}"] = functools.partial(encode_image, img, fmt)  # in the writer thread
+            recons.append((layer, img))
+            losses[layer] = result.losses[0]
+            scores[layer] = round(psnr(out.cpu(), pixels), 3)
+            evaluations += result.evaluations
+        members[f"sheet.{fmt}"] = lambda: encode_image(comparison_sheet(original, recons), fmt)
+        meta = {"losses": losses, "psnr": scores, "iterations": evaluations, "size": list(original.size)}
+        return members, meta

@@ -1,225 +1,223 @@
-"""Gatys et al. style transfer: the objective, the initial image, colour preservation.
+"""The dataset-stylize Task: plans (content, style) pairs and stylizes one sample at a time.
 
-total = content_weight·J_C + Σ_l style_weight_l·(1/L)·J_S^l + tv_weight·J_TV
+Style assignment policies (recorded in the plan):
+- one:    every content uses the whole style list (one style, or a blend of several);
+- random: one style per content, drawn from the per-sample seed (reproducible);
+- cycle:  style i mod n for content i;
+- all:    every content with every style (contents x styles samples).
+A CSV/JSON-Lines row with a `style` column uses that style instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
-from dataclasses import dataclass
+import functools
+import math
+import threading
+import time
 
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import RenderResult, render
-from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
-from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
-from pipeline.io.images import resize, target_size, to_tensor
-from pipeline.models.vgg import Backbone
+from pipeline.errors import FAILED_OOM, BadInput
+from pipeline.io.images import encode_image, load_image, to_pil
+from pipeline.io.reader import InputRow
+from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, failed, sample_seed
+from pipeline.tasks.base import MethodTask
+
+ASSIGN_POLICIES = ("one", "random", "cycle", "all")
+_STYLE_LOCK = threading.Lock()  # the per-worker style cache is filled from the prefetch thread too
 
 
-def working_size(wh: tuple[int, int], cfg: StyleConfig) -> tuple[int, int]:
-    """The (w, h) a content of size wh is optimised at (size policy of the config)."""
-    return target_size(wh[0], wh[1], cfg.size, cfg.upscale, cfg.size_multiple)
+def assign_styles(rows: list[InputRow], styles: list[str], policy: str, seed: int) -> list[Planned]:
+    """The ordered (content, styles) plan for an assignment policy."""
+    if policy not in ASSIGN_POLICIES:
+        raise BadInput(f"--assign must be one of {', '.join(ASSIGN_POLICIES)}, got {policy!r}")
+    if not styles and any(r.style is None for r in rows):
+        missing = next(r.path for r in rows if r.style is None)
+        raise BadInput(f"no --style given and input {missing!r} has no style column")
+    out: list[Planned] = []
+    for i, row in enumerate(rows):
+        extra = {"assign": policy if row.style is None else "row"}
+        if row.key:
+            extra["source_key"] = row.key
+        if row.style is not None:
+            out.append(Planned(row.path, (row.style,), extra))
+        elif policy == "one":
+            out.append(Planned(row.path, tuple(styles), extra))
+        elif policy == "cycle":
+            out.append(Planned(row.path, (styles[i % len(styles)],), extra))
+        elif policy == "random":
+            # drawn from the content's position, so the choice is fixed by the plan
+            out.append(Planned(row.path, (styles[sample_seed(seed, i) % len(styles)],), extra))
+        else:
+            out.extend(Planned(row.path, (s,), extra) for s in styles)
+    return out
 
 
-def content_size(img: Image.Image, cfg: StyleConfig) -> tuple[int, int]:
-    return working_size(img.size, cfg)
+def _smaller(key):
+    """The out-of-memory retry size of a ((w, h), styles) batch key: 3/4 of each side, or None below 64 px."""
+    from pipeline.engine.batching import shrink_by
+
+    size = shrink_by(0.75, minimum=64)(key[0])
+    return None if size is None else (size, key[1])
 
 
-def style_size(style: Image.Image, content_wh: tuple[int, int], cfg: StyleConfig) -> tuple[int, int]:
-    """The reference resizes the style to the content's size; style_scale keeps its aspect."""
-    if cfg.style_scale is None:
-        return content_wh
-    longest = max(1, round(max(content_wh) * cfg.style_scale))
-    return target_size(style.width, style.height, longest, upscale=True)
+class StylizeTask(MethodTask):
+    """Gatys style transfer over a dataset, one sample per `process` call."""
 
+    name = "stylize"
+    shard_prefix = "stylized"
 
-class StyleTargets:
-    """Gram targets per (style set, size), computed once and reused for every image."""
+    def __init__(self, cfg: StyleConfig, rows: list[InputRow], styles: list[str], assign: str = "one",
+                 shard_order: str = "size"):
+        if shard_order not in ("size", "input"):
+            raise BadInput(f"--shard-order must be size or input, got {shard_order!r}")
+        super().__init__(cfg)
+        self.rows, self.styles, self.assign = rows, styles, assign
+        self.shard_order = shard_order
+        # the runner hands process() up to this many samples; "auto" sizes each bucket from free memory
+        self.batch_size = cfg.max_batch if cfg.batch_size == "auto" else cfg.batch_size
+        self._targets = None
+        self._style_cache: dict = {}
 
-    def __init__(self, backbone: Backbone, cfg: StyleConfig, max_entries: int = 16):
-        self.backbone, self.cfg = backbone, cfg
-        self._cache: OrderedDict = OrderedDict()
-        self.max_entries = max_entries
-        self.computed = 0
+    def identity_extra(self) -> dict:
+        return {"assign": self.assign}
 
-    def get(self, styles: list[tuple[str, Image.Image]], blend: list[float] | None,
-            content_wh: tuple[int, int]) -> dict[str, torch.Tensor]:
-        weights = list(blend) if blend else [1.0] * len(styles)
-        if len(weights) != len(styles):
-            from pipeline.errors import BadInput
+    def record_fields(self) -> dict:
+        return {}  # stylize records predate the "method" field; the digest test keeps their bytes
 
-            raise BadInput(f"style_blend has {len(weights)} values but {len(styles)} style images were given")
-        total_w = sum(weights)
-        key = (tuple(name for name, _ in styles), tuple(weights), content_wh)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        net, pre, dev = self.backbone.net, self.backbone.pre, self.backbone.device
-        precision = resolve_precision(self.cfg.precision, dev)
-        targets: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
-            for (name, img), w in zip(styles, weights):
-                wh = style_size(img, content_wh, self.cfg)
-                pixels = to_tensor(resize(img, wh)).to(dev)
-                with autocast(precision, dev):
-                    acts = net(pre.to_net(pixels), self.cfg.style_layers)
-                for layer in self.cfg.style_layers:
-                    a = acts[layer]
-                    # Gram per generated-layer pixel: scale by N_gen / N_style so a
-                    # style at another size targets the same per-pixel statistics.
-                    h, wd = a.shape[-2:]
-                    gh, gw = _layer_hw(layer, content_wh, net)
-                    g = gram(a) * (w / total_w) * (gh * gw) / (h * wd)
-                    targets[layer] = targets[layer] + g if layer in targets else g
-        self.computed += 1
-        self._cache[key] = targets
-        if len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
-        return targets
+    def plan(self) -> list[Planned]:
+        return assign_styles(self.rows, self.styles, self.assign, self.cfg.seed)
 
+    def setup(self, device: str) -> None:
+        from pipeline.methods.stylize import StyleTargets
 
-def _layer_hw(layer: str, wh: tuple[int, int], net) -> tuple[int, int]:
-    """Spatial size of a layer's output for an input of size wh (pooling floors)."""
-    w, h = wh
-    for kind, name in net.stages:
-        if kind == "pool":
-            w, h = w // 2, h // 2
-        if name == layer:
-            break
-    return h, w
+        super().setup(device)
+        self._targets = StyleTargets(self.backbone, self.cfg, max_entries=64)
 
+    def _style(self, path: str):
+        """Decoded style images are kept per worker; Gram targets are cached by StyleTargets."""
+        with _STYLE_LOCK:
+            if path not in self._style_cache:
+                self._style_cache[path] = load_image(path)
+            return self._style_cache[path]
 
-def build_objective(cfg: StyleConfig, content_acts: torch.Tensor | None,
-                    style_grams: dict[str, torch.Tensor]):
-    """content_weight·Content + Σ style_weight_l/L·Style_l + tv_weight·TV."""
-    terms = []
-    if content_acts is not None and cfg.content_weight > 0:
-        terms.append(cfg.content_weight * Content(cfg.content_layer, content_acts))
-    n = len(cfg.style_layers)
-    for layer, w in zip(cfg.style_layers, cfg.style_weights):
-        if w:
-            terms.append((w / n) * Style(layer, style_grams[layer]))
-    if cfg.tv_weight > 0:
-        terms.append(cfg.tv_weight * TotalVariation())
-    return Sum(terms)
+    def batch_key(self, sample: Sample):
+        """(working size, styles) from the content's header: the runner batches equal keys."""
+        from pipeline.io.images import image_size
+        from pipeline.methods.stylize import working_size
 
+        wh = image_size(sample.source)
+        if wh is None:
+            return None  # unreadable: its decode fails in `load` and is recorded per sample
+        return working_size(wh, self.cfg), tuple(sample.styles)
 
-def initial_image(cfg: StyleConfig, backbone: Backbone, content_net: torch.Tensor,
-                  style_imgs: list[Image.Image], seeds: list[int]) -> torch.Tensor:
-    """x0 in network space for each sample: noise (seeded), content, or the first style."""
-    b, _, h, w = content_net.shape
-    if cfg.init == "content":
-        return content_net.clone()
-    if cfg.init == "style":
-        pixels = to_tensor(resize(style_imgs[0], (w, h))).to(content_net.device)
-        return backbone.pre.to_net(pixels).expand(b, -1, -1, -1).clone()
-    noise = [backbone.pre.noise((1, 3, h, w), torch.Generator().manual_seed(int(s))) for s in seeds]
-    return torch.cat(noise).to(content_net.device)
+    def shard_key(self, sample: Sample):
+        """--shard-order size: the plan groups samples by `batch_key` (header reads only)."""
+        return self.batch_key(sample) if self.shard_order == "size" else None
 
+    def load(self, samples: list[Sample]) -> dict:
+        """Decode contents and styles (CPU only; runs in the prefetch thread while the previous
+        batch is optimised): key -> (content, styles, working size), or the exception."""
+        from pipeline.methods.stylize import content_size
 
-def rgb_to_yiq(p: torch.Tensor) -> torch.Tensor:
-    m = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                     dtype=p.dtype, device=p.device)
-    return torch.einsum("ij,bjhw->bihw", m, p)
+        out: dict = {}
+        for sample in samples:
+            try:
+                content = load_image(sample.source)
+                styles = [(p, self._style(p)) for p in sample.styles]
+                out[sample.key] = (content, styles, content_size(content, self.cfg))
+            except Exception as exc:  # noqa: BLE001 - becomes this sample's failed row in process()
+                out[sample.key] = exc
+        return out
 
+    def process(self, samples: list[Sample], loaded: dict | None = None) -> list[SampleResult]:
+        """Decode (unless `load` did), bucket by (working size, styles), optimise each bucket as one batch.
 
-def yiq_to_rgb(p: torch.Tensor) -> torch.Tensor:
-    m = torch.tensor([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]],
-                     dtype=p.dtype, device=p.device)
-    return torch.einsum("ij,bjhw->bihw", m, p)
+        Out of memory splits a batch in halves down to single samples, then
+        retries the sample at 3/4 of its size (recorded as `oom_resized_from` in
+        its metadata) down to 64 px, then records `failed_oom`; any other error
+        in a batch is isolated by retrying its samples one by one.
+        """
+        from pipeline.engine.batching import make_batches, run_with_oom_fallback
 
+        results: dict[str, SampleResult] = {}
+        ready = []
+        loaded = self.load(samples) if loaded is None else loaded
+        for sample in samples:
+            item = loaded[sample.key]
+            if isinstance(item, BaseException):  # recorded as a failed row, the run goes on
+                results[sample.key] = failed(sample, item)
+            else:
+                ready.append((sample, *item))
+        for key, group in make_batches(ready, lambda r: (r[3], r[0].styles), self._bucket_batch):
+            try:
+                outcomes = run_with_oom_fallback(group, key, self._stylize, shrink=_smaller,
+                                                 device=self.device)
+            except Exception:  # noqa: BLE001 - isolate the sample that fails
+                outcomes = None
+            if outcomes is None:
+                for item in group:
+                    try:
+                        results[item[0].key] = self._stylize([item], key)[0]
+                    except Exception as exc:  # noqa: BLE001
+                        results[item[0].key] = failed(item[0], exc)
+                continue
+            for o in outcomes:
+                if o.status == FAILED_OOM:
+                    results[o.item[0].key] = SampleResult(o.item[0].key, FAILED_OOM, {}, {},
+                                                          f"out of memory at {key[0][0]}x{key[0][1]} px, batch of 1")
+                else:
+                    results[o.item[0].key] = o.result
+        return [results[s.key] for s in samples]
 
-def preserve_colors(output_pixels: torch.Tensor, content_pixels: torch.Tensor) -> torch.Tensor:
-    """Keep the output's luminance and the content's chrominance (YIQ)."""
-    out = rgb_to_yiq(output_pixels)
-    ref = rgb_to_yiq(content_pixels)
-    return yiq_to_rgb(torch.cat([out[:, :1], ref[:, 1:]], 1))
+    def _bucket_batch(self, key) -> int:
+        """Samples of one (size, styles) bucket optimised together: fixed, or what free memory holds."""
+        if self.cfg.batch_size != "auto":
+            return int(self.cfg.batch_size)
+        from pipeline.engine.batching import auto_batch_size
 
+        (w, h), _styles = key
+        return auto_batch_size(self.backbone.net, self._layers(), w, h, self.cfg, self.device)
 
-@dataclass
-class StylizeJob:
-    """One batch of same-size contents sharing one style set."""
+    def _layers(self) -> list[str]:
+        return [self.cfg.content_layer, *self.cfg.style_layers]
 
-    contents: list[Image.Image]
-    styles: list[tuple[str, Image.Image]]
-    seeds: list[int]
+    def _stylize(self, group: list, key=None) -> list[SampleResult]:
+        """One optimisation for same-size samples that share their styles.
 
+        `key` is ((w, h), styles); a (w, h) smaller than the samples' own working
+        size comes from the out-of-memory fallback and is used instead.
+        """
+        from pipeline.io.images import resize
+        from pipeline.methods.stylize import StylizeJob, stylize_batch
 
-def coarse_plan(cfg: StyleConfig, wh: tuple[int, int]) -> tuple[int, tuple[int, int] | None]:
-    """(evaluations, (w, h)) of the coarse stage, or (0, None) when there is none.
-
-    `coarse_fraction` of the `iterations` budget is spent at `coarse_scale` of the size;
-    skipped where the coarse image would be under 32 px (VGG16 pools five times).
-    """
-    if cfg.coarse_fraction <= 0:
-        return 0, None
-    cw, ch = round(wh[0] * cfg.coarse_scale), round(wh[1] * cfg.coarse_scale)
-    if min(cw, ch) < 32:
-        return 0, None
-    n = min(cfg.iterations - 1, round(cfg.iterations * cfg.coarse_fraction))
-    return (n, (cw, ch)) if n > 0 else (0, None)
-
-
-def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
-           iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
-           snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
-    """One render of the batch at size wh (from x0, or from the configured initial image)."""
-    dev = backbone.device
-    pixels = torch.cat([to_tensor(resize(img, wh)) for img in job.contents]).to(dev)
-    content_net = backbone.pre.to_net(pixels)
-    grams = targets.get(job.styles, cfg.style_blend, wh)
-    content_acts = None
-    if cfg.content_weight > 0:
-        # in the layout the optimised image's activations will have, so the loss reads both alike
-        fmt = torch.channels_last if use_channels_last(precision, dev) else torch.contiguous_format
-        with torch.no_grad(), autocast(precision, dev):
-            content_acts = backbone.net(content_net.contiguous(memory_format=fmt),
-                                        [cfg.content_layer])[cfg.content_layer].float()
-    objective = build_objective(cfg, content_acts, grams)
-    if x0 is None:
-        x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
-    result = render(backbone.net, objective, x0, iterations, compile=cfg.compile, optimizer=cfg.optimizer,
-                    lr=cfg.learning_rate, history=cfg.lbfgs_history, precision=precision,
-                    log_every=cfg.log_every, on_log=on_log, on_snapshot=on_snapshot,
-                    snapshot_every=snapshot_every,
-                    max_step=cfg.lbfgs_max_step * backbone.pre.unit)
-    return pixels, result
-
-
-def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob,
-                  on_log=None, on_snapshot=None, snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
-    """Optimise a batch of same-size contents; returns output pixels (B,3,H,W) 0..255 and the result.
-
-    With `coarse_fraction` > 0 the first part of the budget runs at `coarse_scale` of the
-    size (content weight scaled by the pixel ratio, as the content term grows with the
-    pixel count and the style terms do not), and the full-size stage starts from its
-    bilinearly upsampled result. Evaluations, seconds and history cover both stages.
-    """
-    dev = backbone.device
-    wh = content_size(job.contents[0], cfg)
-    precision = resolve_precision(cfg.precision, dev)
-    coarse_n, coarse_wh = coarse_plan(cfg, wh)
-    x0, coarse = None, None
-    total = cfg.iterations
-    if coarse_n:
-        ratio = (wh[0] * wh[1]) / (coarse_wh[0] * coarse_wh[1])
-        coarse_cfg = dataclasses.replace(cfg, content_weight=cfg.content_weight * ratio)
-        log = (lambda i, _n, rows: on_log(i, total, rows)) if on_log else None
-        _, coarse = _stage(backbone, coarse_cfg, targets, job, coarse_wh, coarse_n, precision, None, log)
-        x0 = F.interpolate(coarse.x, size=(wh[1], wh[0]), mode="bilinear", align_corners=False)
-    log = (lambda i, _n, rows: on_log(coarse_n + i, total, rows)) if on_log and coarse_n else on_log
-    pixels, result = _stage(backbone, cfg, targets, job, wh, total - coarse_n, precision, x0, log,
-                            on_snapshot, snapshot_every)
-    if coarse is not None:
-        result = dataclasses.replace(
-            result, evaluations=coarse.evaluations + result.evaluations, seconds=coarse.seconds + result.seconds,
-            history=coarse.history + [(coarse_n + e, v) for e, v in result.history])
-    out = backbone.pre.to_pixels(result.x)
-    if cfg.preserve_colors:
-        out = preserve_colors(out, pixels)
-    return out.clamp(0, 255), result
+        start = time.perf_counter()
+        seeds = [item[0].seed for item in group]
+        torch.manual_seed(seeds[0] % (1 << 63))
+        cfg, contents = self.cfg, [item[1] for item in group]
+        shrunk = key is not None and tuple(key[0]) != tuple(group[0][3])
+        if shrunk:
+            cfg = dataclasses.replace(self.cfg, size=max(key[0]))
+            contents = [resize(c, tuple(key[0])) for c in contents]
+        pixels, result = stylize_batch(self.backbone, cfg, self._targets,
+                                       StylizeJob(contents, group[0][2], seeds))
+        seconds = round((time.perf_counter() - start) / len(group), 3)
+        out = []
+        for b, (sample, content, _styles, wh) in enumerate(group):
+            losses = result.losses[b]
+            if not all(math.isfinite(v) for v in losses.values()) or not torch.isfinite(pixels[b]).all():
+                out.append(failed(sample, NonFiniteResult(
+                    f"non-finite loss or pixels (total loss {losses.get('total')})")))
+                continue
+            image = to_pil(pixels[b])  # the device->host copy stays here; the encode is deferred
+            data = functools.partial(encode_image, image, self.cfg.output_format)
+            meta = {"losses": losses, "iterations": result.evaluations, "seconds": seconds,
+                    "batch": len(group), "size": list(image.size), "content_size": list(wh),
+                    "compiled": result.compiled}
+            if shrunk:
+                meta["oom_resized_from"] = list(wh)
+            members = {self.cfg.output_format: data, "json": self.record(sample, meta)}
+            out.append(SampleResult(sample.key, OK, members, meta))
+        return out

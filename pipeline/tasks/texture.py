@@ -1,109 +1,43 @@
-"""Texture synthesis (Gatys, Ecker, Bethge 2015): noise → Gram statistics of a source.
-
-Only the style (Gram) loss is minimised, optionally with TV; there is no
-content. The output size is free: the source's Gram matrices are rescaled per
-layer pixel so a 256-px source can drive a 512×384 texture.
-"""
+"""The dataset Task for `nst texture`: `count` textures per source, each from its own seed."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import functools
 
-import numpy as np
-import torch
-from PIL import Image
-
-from pipeline.config import StyleConfig
-from pipeline.engine.loop import RenderResult, render
-from pipeline.engine.objectives import Style, Sum, TotalVariation
-from pipeline.engine.precision import resolve_precision
-from pipeline.errors import BadInput
-from pipeline.models.vgg import Backbone
-from pipeline.tasks.stylize import StyleTargets
+from pipeline.io.images import encode_image, load_image, to_pil
+from pipeline.run.task import Planned, Sample
+from pipeline.tasks.base import MethodTask, check_pixels
+from pipeline.methods.texture import TextureConfig, synthesize
 
 
-@dataclass
-class TextureConfig(StyleConfig):
-    """StyleConfig plus the texture's own size and colour matching.
+class TextureTask(MethodTask):
+    """One sample per (source, copy); the per-sample seed makes each copy differ."""
 
-    `size` is the longest side of the source when its statistics are taken;
-    `width`/`height` are the output's (default: size × size).
-    """
+    name = "texture"
+    shard_prefix = "texture"
 
-    pooling: str = "avg"
-    style_layers: list[str] = field(default_factory=lambda: [
-        "block1_conv1", "block1_pool", "block2_pool", "block3_pool", "block4_pool"])
-    style_weights: list[float] = field(default_factory=lambda: [1.0] * 5)
-    content_weight: float = 0.0
-    tv_weight: float = 0.0
-    width: int | None = None
-    height: int | None = None
-    match_histogram: bool = False
-    count: int = 1
+    def __init__(self, cfg: TextureConfig, sources: list[str]):
+        super().__init__(cfg)
+        self.sources = sources
+        self._images: dict = {}
+        self._targets = None
 
-    def validate(self) -> "TextureConfig":
-        super().validate()
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 16):
-                raise BadInput(f"{name} must be an integer >= 16, got {v!r}")
-        if not isinstance(self.count, int) or isinstance(self.count, bool) or self.count <= 0:
-            raise BadInput(f"count must be a positive integer, got {self.count!r}")
-        return self
+    def plan(self) -> list[Planned]:
+        return [Planned(None, (src,), {"copy": j}) for src in self.sources for j in range(self.cfg.count)]
 
-    def output_wh(self) -> tuple[int, int]:
-        return (self.width or self.size, self.height or self.size)
+    def setup(self, device: str) -> None:
+        from pipeline.methods.stylize import StyleTargets
 
+        super().setup(device)
+        self._targets = StyleTargets(self.backbone, self.cfg, max_entries=64)
 
-def texture_targets(backbone: Backbone, cfg: TextureConfig, name: str, source: Image.Image,
-                    targets: StyleTargets | None = None) -> dict[str, torch.Tensor]:
-    """Gram targets of `source` (longest side cfg.size), scaled to the output's layer sizes."""
-    out_w, out_h = cfg.output_wh()
-    # style_scale makes StyleTargets size the source by its own aspect: longest = scale·max(out)
-    base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(StyleConfig)}
-    scaled = StyleConfig(**{**base, "style_scale": cfg.size / max(out_w, out_h)})
-    targets = targets or StyleTargets(backbone, scaled)
-    targets.cfg = scaled
-    return targets.get([(name, source)], None, (out_w, out_h))
-
-
-def texture_objective(cfg: TextureConfig, grams: dict[str, torch.Tensor]):
-    """Σ_l w_l/L · Style_l (+ tv_weight · TV)."""
-    n = len(cfg.style_layers)
-    terms = [(w / n) * Style(layer, grams[layer]) for layer, w in zip(cfg.style_layers, cfg.style_weights) if w]
-    if cfg.tv_weight > 0:
-        terms.append(cfg.tv_weight * TotalVariation())
-    return Sum(terms)
-
-
-def match_histogram(pixels: torch.Tensor, source: Image.Image) -> torch.Tensor:
-    """Per channel, map the result's value ranks onto the source's value distribution."""
-    src = np.asarray(source, dtype=np.float32).reshape(-1, 3)
-    out = pixels.detach().cpu().float().clone()
-    for b in range(out.shape[0]):
-        for c in range(3):
-            v = out[b, c].flatten().numpy()
-            order = np.argsort(v, kind="stable")
-            quantiles = (np.arange(v.size) + 0.5) / v.size
-            matched = np.empty_like(v)
-            matched[order] = np.quantile(src[:, c], quantiles)
-            out[b, c] = torch.from_numpy(matched).view(out.shape[-2:])
-    return out.to(pixels.device)
-
-
-def synthesize(backbone: Backbone, cfg: TextureConfig, name: str, source: Image.Image, seed: int,
-               targets: StyleTargets | None = None, on_log=None) -> tuple[torch.Tensor, RenderResult]:
-    """One texture from `source` and noise seeded by `seed`; pixels (1,3,H,W) 0..255 and the result."""
-    dev = backbone.device
-    grams = texture_targets(backbone, cfg, name, source, targets)
-    objective = texture_objective(cfg, grams)
-    out_w, out_h = cfg.output_wh()
-    x0 = backbone.pre.noise((1, 3, out_h, out_w), torch.Generator().manual_seed(int(seed))).to(dev)
-    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer, lr=cfg.learning_rate,
-                    history=cfg.lbfgs_history, precision=resolve_precision(cfg.precision, dev),
-                    log_every=cfg.log_every, on_log=on_log)
-    pixels = backbone.pre.to_pixels(result.x).clamp(0, 255)
-    if cfg.match_histogram:
-        pixels = match_histogram(pixels, source)
-    return pixels, result
+    def produce(self, sample: Sample):
+        path = sample.styles[0]
+        if path not in self._images:
+            self._images[path] = load_image(path)
+        pixels, result = synthesize(self.backbone, self.cfg, path, self._images[path], sample.seed,
+                                    targets=self._targets)
+        check_pixels(pixels)
+        image = to_pil(pixels)
+        meta = {"losses": result.losses[0], "iterations": result.evaluations, "size": list(image.size)}
+        return {self.cfg.output_format: functools.partial(encode_image, image, self.cfg.output_format)}, meta

@@ -118,7 +118,7 @@ def leases(out: Path) -> list[dict]:
 def rows_in_progress(out: Path) -> list[dict]:
     """Every sample row written so far (journals of shards in progress and committed manifests)."""
     from pipeline.run.plan import load_run
-    from pipeline.run.state import collect
+    from pipeline.run.shard_state import collect
 
     return [r for s in collect(load_run(out)) for r in s.rows.values()]
 

@@ -1,0 +1,99 @@
+"""`nst stylize`, `nst status`, `nst verify`: the dataset pipeline's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.cli.app import app, fail
+from pipeline.errors import EXIT_OK, EXIT_VERIFY_FAILED, NSTError
+
+
+@app.command()
+def stylize(
+    data: Path = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column"),
+    style: List[Path] = typer.Option([], "--style", "-s", help="Style image or directory (repeatable)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; resumed if it exists)"),
+    config: str = typer.Option("default", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = typer.Option([], "--set", help="Override any config key: key=value"),
+    size: Optional[int] = typer.Option(None, help="Longest side of the output in pixels"),
+    iterations: Optional[int] = typer.Option(None, help="Loss-and-gradient evaluations per image"),
+    seed: Optional[int] = typer.Option(None, help="Run seed (per-sample seeds derive from it)"),
+    devices: int = typer.Option(1, help="Worker processes / devices (DDP on GPUs, gloo on CPU)"),
+    device: str = typer.Option("auto", help="cpu, cuda or auto"),
+    shard_size: int = typer.Option(1000, help="Samples per tar shard"),
+    shard_order: str = typer.Option("size", help="size: a shard holds images of the same working size and "
+                                    "styles where it can (batches fill on mixed datasets); input: shards "
+                                    "follow the input order. Fixed when the run is planned"),
+    assign: str = typer.Option("one", help="Style assignment: one, random, cycle or all"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out"),
+    lease_ttl: float = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over"),
+    threads: int = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical "
+                                        "across --devices; use --devices to occupy more cores)"),
+    progress: bool = typer.Option(True, help="Show per-worker progress bars"),
+    overlap: bool = typer.Option(True, help="Decode the next batch and encode/write finished samples in "
+                                            "background threads while the device computes (--no-overlap: "
+                                            "one step after another; same outputs)"),
+    plan_only: bool = typer.Option(False, "--plan-only", help="Write (or check) DIR/run.json, then exit; "
+                                   "`nst submit` uses it before sbatch"),
+):
+    """Stylize every image of DATA into webdataset tar shards with manifests (resumable)."""
+    from pipeline import api
+    from pipeline.run.runner import RunOptions
+
+    try:
+        opts = RunOptions.pick(locals()).validate()
+        cfg = api.method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
+        task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order)
+        if plan_only:
+            plan = api.plan_dataset(task, out, shard_size, overwrite=overwrite)
+            typer.echo(f"nst: run plan {plan.root / 'run.json'}: {len(plan.data['samples'])} samples "
+                       f"in {len(plan.shards)} shards")
+            raise typer.Exit(EXIT_OK)
+        code = api.run_dataset(task, opts)
+    except NSTError as exc:
+        fail(exc)
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    out: Path = typer.Argument(..., help="Run directory"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+):
+    """Where a run stands: counts, shards, rate, ETA, most frequent errors."""
+    from pipeline.run.plan import load_run
+    from pipeline.run.status import format_table, summarize
+
+    try:
+        summary = summarize(load_run(out))
+    except NSTError as exc:
+        fail(exc)
+    typer.echo(json.dumps(summary, indent=1) if as_json else format_table(summary))
+
+
+@app.command()
+def verify(
+    out: Path = typer.Argument(..., help="Run directory"),
+):
+    """Check every shard against its commit record, keys, and one manifest row per planned sample."""
+    from pipeline.run.plan import load_run
+    from pipeline.run.verify import verify_run
+
+    try:
+        plan = load_run(out)
+        problems = verify_run(plan)
+    except NSTError as exc:
+        fail(exc)
+    for p in problems:
+        typer.echo(f"nst verify: {p}", err=True)
+    if problems:
+        typer.echo(f"nst verify: {len(problems)} problem(s) in {out}", err=True)
+        raise typer.Exit(EXIT_VERIFY_FAILED)
+    typer.echo(f"nst verify: {out} is consistent ({len(plan.shards)} shards, "
+               f"{len(plan.data['samples'])} planned samples)")
+    raise typer.Exit(EXIT_OK)

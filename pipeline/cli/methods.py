@@ -1,0 +1,134 @@
+"""`nst texture`, `nst invert`, `nst dream`, `nst visualize`: the sister methods over datasets.
+
+Each builds its config (preset < options < --set) and Task, and hands it to the
+same runner as `nst stylize` (plan, shards, leases, resume, summary).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.cli.app import app, fail
+from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, NSTError
+
+OUT = typer.Option(..., "--out", "-o", help="Run directory (created; resumed if it exists)")
+SET = typer.Option([], "--set", help="Override any config key: key=value")
+SIZE = typer.Option(None, help="Longest side of the input (texture: of the source) in pixels")
+ITERATIONS = typer.Option(None, help="Loss-and-gradient evaluations (dream: per octave)")
+SEED = typer.Option(None, help="Run seed (per-sample seeds derive from it)")
+DEVICES = typer.Option(1, help="Worker processes / devices (DDP on GPUs, gloo on CPU)")
+DEVICE = typer.Option("auto", help="cpu, cuda or auto")
+SHARD_SIZE = typer.Option(1000, help="Samples per tar shard")
+RETRY = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples")
+OVERWRITE = typer.Option(False, "--overwrite", help="Discard an existing run in --out")
+LEASE_TTL = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over")
+PROGRESS = typer.Option(True, help="Show per-worker progress bars")
+THREADS = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical across --devices)")
+DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column")
+
+
+def _finish(code: int, out: Path) -> None:
+    if code == EXIT_SAMPLES_FAILED:
+        typer.echo(f"nst: some samples failed; see `nst status {out}`, rerun with --retry-failed to retry them",
+                   err=True)
+    raise typer.Exit(code)
+
+
+def _run_method(method: str, params: dict, overrides: dict | None = None, then=None) -> None:
+    """Build `method`'s config and Task from a command's parameters, run it on the shared runner, then
+    then(task, code); NSTError -> one line + its exit code."""
+    from pipeline import api
+    from pipeline.run.runner import RunOptions
+
+    try:
+        opts = RunOptions.pick(params).validate()
+        cfg = api.method_config(method, params["config"], {"size": params["size"], "iterations": params["iterations"],
+                                                           "seed": params["seed"], **(overrides or {})},
+                                params["set_"])
+        task = api.method_task(method, cfg, data=params.get("data"), styles=params.get("style") or ())
+        code = api.run_dataset(task, opts)
+        if then is not None:
+            then(task, code)
+    except NSTError as exc:
+        fail(exc)
+    _finish(code, opts.out)
+
+
+@app.command()
+def texture(
+    style: List[Path] = typer.Option(..., "--style", "-s", help="Texture source image or directory (repeatable)"),
+    count: Optional[int] = typer.Option(None, help="Textures per source, each with its own seed"),
+    out: Path = OUT,
+    config: str = typer.Option("texture", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS, threads: int = THREADS,
+):
+    """Texture synthesis (Gatys et al. 2015): new images with the Gram statistics of each source."""
+    _run_method("texture", locals(), {"count": count})
+
+
+@app.command()
+def invert(
+    data: Path = DATA, out: Path = OUT,
+    config: str = typer.Option("invert", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS, threads: int = THREADS,
+):
+    """Reconstruct each image from each chosen layer (Mahendran & Vedaldi 2014), plus a comparison sheet."""
+    _run_method("invert", locals())
+
+
+@app.command()
+def dream(
+    data: Path = DATA, out: Path = OUT,
+    octaves: Optional[int] = typer.Option(None, help="Octaves of the image pyramid"),
+    octave_scale: Optional[float] = typer.Option(None, help="Size ratio between octaves (> 1)"),
+    zoom_frames: Optional[int] = typer.Option(None, help="Extra frames, each zooming into the last"),
+    layer: Optional[str] = typer.Option(None, help="Layer to amplify (e.g. block4_conv2)"),
+    channel: Optional[int] = typer.Option(None, help="Only this channel of the layer"),
+    config: str = typer.Option("dream", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS, threads: int = THREADS,
+):
+    """DeepDream: gradient ascent on a layer's mean squared activation, with jitter and octaves."""
+    _run_method("dream", locals(), {"octaves": octaves, "octave_scale": octave_scale, "zoom_frames": zoom_frames,
+                                    "dream_layer": layer, "channel": channel})
+
+
+@app.command()
+def visualize(
+    data: Path = DATA, out: Path = OUT,
+    config: str = typer.Option("visualize", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS, threads: int = THREADS,
+):
+    """Zeiler & Fergus: each filter's top-9 over DATA, projected to pixels with a deconvnet, as grids.
+
+    Rerun the same command to redraw the grids from the recorded top-9 (no new pass);
+    grid_filters and cell may change between runs.
+    """
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from pipeline import api
+    from pipeline.cli.app import pick_device
+
+    def reduce(task, code):
+        """Rank 0 merges the per-shard maxima and draws the grids once the map step is done."""
+        if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
+            written = api.visualize_reduce(out, task.cfg, pick_device("cuda" if device.startswith("cuda") else device),
+                                           show_progress=progress)
+            typer.echo(f"nst visualize: {out / 'visualize' / 'topk.json'}, "
+                       + ", ".join(str(p) for p in written), err=True)
+
+    _run_method("visualize", locals(), then=reduce)

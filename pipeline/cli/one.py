@@ -1,0 +1,35 @@
+"""`nst one`: stylize one image (pipeline.api.run_one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.cli.app import app, fail, pick_device
+from pipeline.errors import NSTError
+
+
+@app.command()
+def one(
+    images: List[Path] = typer.Argument(..., help="CONTENT STYLE [STYLE...]"),
+    output: Path = typer.Option(..., "-o", "--output", help="Output image (.png, .jpg or .webp)"),
+    config: str = typer.Option("default", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    size: Optional[int] = typer.Option(None, help="Longest side of the output in pixels"),
+    iterations: Optional[int] = typer.Option(None, help="Loss-and-gradient evaluations"),
+    seed: Optional[int] = typer.Option(None, help="Random seed (noise init)"),
+    set_: List[str] = typer.Option([], "--set", help="Override any config key: key=value"),
+    save_every: int = typer.Option(0, help="Write an intermediate image every N evaluations"),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto"),
+):
+    """Stylize one content image with one or more style images."""
+    from pipeline.api import run_one
+
+    try:
+        if len(images) < 2:
+            raise NSTError(f"need a content image and at least one style image, got {len(images)} path(s)")
+        run_one(images[0], images[1:], output, config, size, iterations, seed, set_, save_every,
+                pick_device(device))
+    except NSTError as exc:
+        fail(exc)

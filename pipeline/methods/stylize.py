@@ -1,0 +1,225 @@
+"""Gatys et al. style transfer: the objective, the initial image, colour preservation.
+
+total = content_weight·J_C + Σ_l style_weight_l·(1/L)·J_S^l + tv_weight·J_TV
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pipeline.config import StyleConfig
+from pipeline.engine.loop import RenderResult, render
+from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
+from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
+from pipeline.io.images import resize, target_size, to_tensor
+from pipeline.models.vgg import Backbone
+
+
+def working_size(wh: tuple[int, int], cfg: StyleConfig) -> tuple[int, int]:
+    """The (w, h) a content of size wh is optimised at (size policy of the config)."""
+    return target_size(wh[0], wh[1], cfg.size, cfg.upscale, cfg.size_multiple)
+
+
+def content_size(img: Image.Image, cfg: StyleConfig) -> tuple[int, int]:
+    return working_size(img.size, cfg)
+
+
+def style_size(style: Image.Image, content_wh: tuple[int, int], cfg: StyleConfig) -> tuple[int, int]:
+    """The reference resizes the style to the content's size; style_scale keeps its aspect."""
+    if cfg.style_scale is None:
+        return content_wh
+    longest = max(1, round(max(content_wh) * cfg.style_scale))
+    return target_size(style.width, style.height, longest, upscale=True)
+
+
+class StyleTargets:
+    """Gram targets per (style set, size), computed once and reused for every image."""
+
+    def __init__(self, backbone: Backbone, cfg: StyleConfig, max_entries: int = 16):
+        self.backbone, self.cfg = backbone, cfg
+        self._cache: OrderedDict = OrderedDict()
+        self.max_entries = max_entries
+        self.computed = 0
+
+    def get(self, styles: list[tuple[str, Image.Image]], blend: list[float] | None,
+            content_wh: tuple[int, int]) -> dict[str, torch.Tensor]:
+        weights = list(blend) if blend else [1.0] * len(styles)
+        if len(weights) != len(styles):
+            from pipeline.errors import BadInput
+
+            raise BadInput(f"style_blend has {len(weights)} values but {len(styles)} style images were given")
+        total_w = sum(weights)
+        key = (tuple(name for name, _ in styles), tuple(weights), content_wh)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        net, pre, dev = self.backbone.net, self.backbone.pre, self.backbone.device
+        precision = resolve_precision(self.cfg.precision, dev)
+        targets: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for (name, img), w in zip(styles, weights):
+                wh = style_size(img, content_wh, self.cfg)
+                pixels = to_tensor(resize(img, wh)).to(dev)
+                with autocast(precision, dev):
+                    acts = net(pre.to_net(pixels), self.cfg.style_layers)
+                for layer in self.cfg.style_layers:
+                    a = acts[layer]
+                    # Gram per generated-layer pixel: scale by N_gen / N_style so a
+                    # style at another size targets the same per-pixel statistics.
+                    h, wd = a.shape[-2:]
+                    gh, gw = _layer_hw(layer, content_wh, net)
+                    g = gram(a) * (w / total_w) * (gh * gw) / (h * wd)
+                    targets[layer] = targets[layer] + g if layer in targets else g
+        self.computed += 1
+        self._cache[key] = targets
+        if len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return targets
+
+
+def _layer_hw(layer: str, wh: tuple[int, int], net) -> tuple[int, int]:
+    """Spatial size of a layer's output for an input of size wh (pooling floors)."""
+    w, h = wh
+    for kind, name in net.stages:
+        if kind == "pool":
+            w, h = w // 2, h // 2
+        if name == layer:
+            break
+    return h, w
+
+
+def build_objective(cfg: StyleConfig, content_acts: torch.Tensor | None,
+                    style_grams: dict[str, torch.Tensor]):
+    """content_weight·Content + Σ style_weight_l/L·Style_l + tv_weight·TV."""
+    terms = []
+    if content_acts is not None and cfg.content_weight > 0:
+        terms.append(cfg.content_weight * Content(cfg.content_layer, content_acts))
+    n = len(cfg.style_layers)
+    for layer, w in zip(cfg.style_layers, cfg.style_weights):
+        if w:
+            terms.append((w / n) * Style(layer, style_grams[layer]))
+    if cfg.tv_weight > 0:
+        terms.append(cfg.tv_weight * TotalVariation())
+    return Sum(terms)
+
+
+def initial_image(cfg: StyleConfig, backbone: Backbone, content_net: torch.Tensor,
+                  style_imgs: list[Image.Image], seeds: list[int]) -> torch.Tensor:
+    """x0 in network space for each sample: noise (seeded), content, or the first style."""
+    b, _, h, w = content_net.shape
+    if cfg.init == "content":
+        return content_net.clone()
+    if cfg.init == "style":
+        pixels = to_tensor(resize(style_imgs[0], (w, h))).to(content_net.device)
+        return backbone.pre.to_net(pixels).expand(b, -1, -1, -1).clone()
+    noise = [backbone.pre.noise((1, 3, h, w), torch.Generator().manual_seed(int(s))) for s in seeds]
+    return torch.cat(noise).to(content_net.device)
+
+
+def rgb_to_yiq(p: torch.Tensor) -> torch.Tensor:
+    m = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                     dtype=p.dtype, device=p.device)
+    return torch.einsum("ij,bjhw->bihw", m, p)
+
+
+def yiq_to_rgb(p: torch.Tensor) -> torch.Tensor:
+    m = torch.tensor([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]],
+                     dtype=p.dtype, device=p.device)
+    return torch.einsum("ij,bjhw->bihw", m, p)
+
+
+def preserve_colors(output_pixels: torch.Tensor, content_pixels: torch.Tensor) -> torch.Tensor:
+    """Keep the output's luminance and the content's chrominance (YIQ)."""
+    out = rgb_to_yiq(output_pixels)
+    ref = rgb_to_yiq(content_pixels)
+    return yiq_to_rgb(torch.cat([out[:, :1], ref[:, 1:]], 1))
+
+
+@dataclass
+class StylizeJob:
+    """One batch of same-size contents sharing one style set."""
+
+    contents: list[Image.Image]
+    styles: list[tuple[str, Image.Image]]
+    seeds: list[int]
+
+
+def coarse_plan(cfg: StyleConfig, wh: tuple[int, int]) -> tuple[int, tuple[int, int] | None]:
+    """(evaluations, (w, h)) of the coarse stage, or (0, None) when there is none.
+
+    `coarse_fraction` of the `iterations` budget is spent at `coarse_scale` of the size;
+    skipped where the coarse image would be under 32 px (VGG16 pools five times).
+    """
+    if cfg.coarse_fraction <= 0:
+        return 0, None
+    cw, ch = round(wh[0] * cfg.coarse_scale), round(wh[1] * cfg.coarse_scale)
+    if min(cw, ch) < 32:
+        return 0, None
+    n = min(cfg.iterations - 1, round(cfg.iterations * cfg.coarse_fraction))
+    return (n, (cw, ch)) if n > 0 else (0, None)
+
+
+def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
+           iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
+           snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
+    """One render of the batch at size wh (from x0, or from the configured initial image)."""
+    dev = backbone.device
+    pixels = torch.cat([to_tensor(resize(img, wh)) for img in job.contents]).to(dev)
+    content_net = backbone.pre.to_net(pixels)
+    grams = targets.get(job.styles, cfg.style_blend, wh)
+    content_acts = None
+    if cfg.content_weight > 0:
+        # in the layout the optimised image's activations will have, so the loss reads both alike
+        fmt = torch.channels_last if use_channels_last(precision, dev) else torch.contiguous_format
+        with torch.no_grad(), autocast(precision, dev):
+            content_acts = backbone.net(content_net.contiguous(memory_format=fmt),
+                                        [cfg.content_layer])[cfg.content_layer].float()
+    objective = build_objective(cfg, content_acts, grams)
+    if x0 is None:
+        x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
+    result = render(backbone.net, objective, x0, iterations, compile=cfg.compile, optimizer=cfg.optimizer,
+                    lr=cfg.learning_rate, history=cfg.lbfgs_history, precision=precision,
+                    log_every=cfg.log_every, on_log=on_log, on_snapshot=on_snapshot,
+                    snapshot_every=snapshot_every,
+                    max_step=cfg.lbfgs_max_step * backbone.pre.unit)
+    return pixels, result
+
+
+def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob,
+                  on_log=None, on_snapshot=None, snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
+    """Optimise a batch of same-size contents; returns output pixels (B,3,H,W) 0..255 and the result.
+
+    With `coarse_fraction` > 0 the first part of the budget runs at `coarse_scale` of the
+    size (content weight scaled by the pixel ratio, as the content term grows with the
+    pixel count and the style terms do not), and the full-size stage starts from its
+    bilinearly upsampled result. Evaluations, seconds and history cover both stages.
+    """
+    dev = backbone.device
+    wh = content_size(job.contents[0], cfg)
+    precision = resolve_precision(cfg.precision, dev)
+    coarse_n, coarse_wh = coarse_plan(cfg, wh)
+    x0, coarse = None, None
+    total = cfg.iterations
+    if coarse_n:
+        ratio = (wh[0] * wh[1]) / (coarse_wh[0] * coarse_wh[1])
+        coarse_cfg = dataclasses.replace(cfg, content_weight=cfg.content_weight * ratio)
+        log = (lambda i, _n, rows: on_log(i, total, rows)) if on_log else None
+        _, coarse = _stage(backbone, coarse_cfg, targets, job, coarse_wh, coarse_n, precision, None, log)
+        x0 = F.interpolate(coarse.x, size=(wh[1], wh[0]), mode="bilinear", align_corners=False)
+    log = (lambda i, _n, rows: on_log(coarse_n + i, total, rows)) if on_log and coarse_n else on_log
+    pixels, result = _stage(backbone, cfg, targets, job, wh, total - coarse_n, precision, x0, log,
+                            on_snapshot, snapshot_every)
+    if coarse is not None:
+        result = dataclasses.replace(
+            result, evaluations=coarse.evaluations + result.evaluations, seconds=coarse.seconds + result.seconds,
+            history=coarse.history + [(coarse_n + e, v) for e, v in result.history])
+    out = backbone.pre.to_pixels(result.x)
+    if cfg.preserve_colors:
+        out = preserve_colors(out, pixels)
+    return out.clamp(0, 255), result

@@ -1,0 +1,1 @@
+"""SLURM support: the job environment (env), stop-and-requeue (requeue), sbatch submission (submit)."""

@@ -1,0 +1,47 @@
+"""The optional coarse-to-fine schedule: part of the budget at a smaller size, then full size."""
+
+import dataclasses
+
+import pytest
+
+from pipeline.config import build_config
+from pipeline.errors import BadInput
+from pipeline.methods.stylize import StyleTargets, StylizeJob, coarse_plan, stylize_batch
+from tests.conftest import make_image
+
+
+def _cfg(**kw):
+    base = {"size": 80, "iterations": 20, "precision": "fp32", "log_every": 2, "compile": "none"}
+    base.update(kw)
+    return build_config(overrides=base)
+
+
+def test_coarse_plan():
+    assert coarse_plan(_cfg(), (80, 64)) == (0, None)                                  # off by default
+    assert coarse_plan(_cfg(coarse_fraction=0.5), (80, 64)) == (10, (40, 32))
+    assert coarse_plan(_cfg(coarse_fraction=0.5), (80, 60)) == (0, None)               # 30 px: too small
+    assert coarse_plan(_cfg(coarse_fraction=0.25, coarse_scale=0.75), (80, 64)) == (5, (60, 48))
+    assert coarse_plan(_cfg(coarse_fraction=0.99, iterations=3), (80, 64)) == (2, (40, 32))  # >= 1 at full size
+    with pytest.raises(BadInput, match="coarse_fraction must be in \\[0, 1\\), got 1.0"):
+        _cfg(coarse_fraction=1.0)
+    with pytest.raises(BadInput, match="coarse_scale must be in \\(0, 1\\), got 2.0"):
+        _cfg(coarse_scale=2.0)
+
+
+def test_coarse_then_fine_spends_the_budget_and_ends_at_full_size(backbone):
+    cfg = _cfg(coarse_fraction=0.5)
+    content, style = make_image((80, 64), 0), make_image((64, 64), 1, "style")
+    targets = StyleTargets(backbone, cfg)
+    logged = []
+    pixels, result = stylize_batch(backbone, cfg, targets, StylizeJob([content], [("s", style)], [0]),
+                                   on_log=lambda done, total, rows: logged.append((done, total)))
+    assert pixels.shape == (1, 3, 64, 80)
+    assert result.evaluations == 20 and result.history[-1][0] == 20
+    assert [d for d, _ in logged] == sorted(d for d, _ in logged) and logged[-1] == (20, 20)
+    assert {t for _, t in logged} == {20}                     # one progress scale over both stages
+    assert targets.computed == 2                              # style targets at both sizes
+    plain, base = stylize_batch(backbone, dataclasses.replace(cfg, coarse_fraction=0.0), targets,
+                                StylizeJob([content], [("s", style)], [0]))
+    assert (plain - pixels).abs().max() > 1.0                 # the schedule changed the path
+    # both optimise the same full-size objective: the final losses are of the same order
+    assert 0.2 < result.losses[0]["total"] / base.losses[0]["total"] < 5
