@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from pipeline.bench.flops import deepest, flops_per_evaluation
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import evaluate, render
+from pipeline.engine.loop import RenderOptions, evaluate, logging_step, render
 from pipeline.engine.objectives import gram
 from pipeline.engine.optim import make_optimizer
 from pipeline.engine.precision import resolve_precision
@@ -263,11 +263,11 @@ def production_path(work: Workload, batch: int, precision: str, iterations: int,
     _reset_peak(dev)
     _sync(dev)
     start = time.perf_counter()
-    result = render(work.net, objective, x0, iterations, optimizer=optimizer, lr=work.cfg.learning_rate,
-                    history=history, precision=precision, log_every=every, on_log=on_log,
-                    max_step=work.cfg.lbfgs_max_step * work.pre.unit, compile=compile,
-                    on_snapshot=on_snapshot if quality_points else None,
-                    snapshot_every=max(1, iterations // quality_points) if quality_points else 0)
+    options = RenderOptions(iterations, optimizer=optimizer, lr=work.cfg.learning_rate, history=history,
+                            precision=precision, log_every=every, max_step=work.cfg.lbfgs_max_step * work.pre.unit,
+                            compile=compile,
+                            snapshot_every=max(1, iterations // quality_points) if quality_points else 0)
+    result = render(work.net, objective, x0, options, logging_step(on_log, on_snapshot if quality_points else None))
     _sync(dev)
     seconds = time.perf_counter() - start
     peak = _peak_mib(dev)
