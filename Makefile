@@ -52,12 +52,12 @@ visualize: install
 	$(BIN)/nst visualize $(DATA) --out $(RUNS)/visualize $(ARGS)
 	$(BIN)/nst verify $(RUNS)/visualize
 
-# The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier alone (tests marked slow excluded).
+# The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier alone (tests/unit).
 test: install
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 # Real single-node SLURM (apt-installs slurm + munge if missing; run as root): the slurm/ job scripts
 # through sbatch: array job, USR2 preemption + self-requeue, hard kill + lease takeover, srun ranks.

@@ -30,6 +30,14 @@ def picture(path: Path, size=(40, 32), seed=0) -> Path:
     return path
 
 
+def pictures_and_style(tmp_path: Path, n: int, prefix: str, style_seed: int) -> tuple[Path, Path, Path]:
+    """tmp_path/data with n pictures (seeds 0..n-1), a style picture, and the run directory to use."""
+    data = tmp_path / "data"
+    for i in range(n):
+        picture(data / f"{prefix}{i}.png", seed=i)
+    return data, picture(tmp_path / "s.png", seed=style_seed), tmp_path / "run"
+
+
 def nst(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([NST, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout, **kw)
 

@@ -1,11 +1,17 @@
-"""What `nst bench` and `python -m pipeline.bench` share: option checks and the run-print-save step."""
+"""The bench's one option definition, shared by `nst bench` and `python -m pipeline.bench`.
+
+argparse, not Typer, so `python -m pipeline.bench` runs on bare GPU machines with only
+torch, numpy, pillow and pyyaml (benchmarks/gpu.sh); `nst bench` hands its arguments here.
+The options become one `BenchOptions` (pipeline.bench.run), which validates them.
+"""
 
 from __future__ import annotations
 
+import argparse
+import shlex
 import sys
-from pathlib import Path
 
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, NSTError
 
 
 def int_list(name: str, raw: str) -> list[int]:
@@ -36,49 +42,79 @@ def compile_list(raw: str | None) -> list[str]:
     return values
 
 
-def execute(device: str, size: int, iterations: int, batch_size: str, precision: str,
-            reference_images: int | None, random_weights: bool, weights_file: str | None,
-            memory_sizes: str | None, coarse_to_fine: bool, adam_row: bool, history: int,
-            save: str | None, markdown: str | None, command: str, compile_modes: str | None = None,
-            profile: bool = False, pooling: str = "max", coarse_budget: float = 1.2,
-            quality_points: int = 10) -> dict:
-    """Validate, run, print the table, save the JSON record and re-render BENCHMARKS.md."""
-    import torch
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line with exit status 2, like every other command's."""
+
+    def error(self, message):
+        raise BadInput(message)
+
+
+def parser(prog: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description="Benchmark the plain reference path against the production path "
+                                       "on one fixed workload; prints the table, writes BENCHMARKS.md.")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--size", type=int, default=128, help="Image side in pixels (square)")
+    p.add_argument("--iterations", type=int, default=50, help="Loss-and-gradient evaluations per image")
+    p.add_argument("--batch-size", default="4", help="Production batch size, or a comma list (1,4,8)")
+    p.add_argument("--precision", default="auto", help="fp32, bf16 or auto, or a comma list (fp32,bf16)")
+    p.add_argument("--reference-images", type=int, default=None,
+                   help="Images for the reference path (default: largest batch)")
+    p.add_argument("--random-weights", action="store_true", help="Same-shape random weights: timing only")
+    p.add_argument("--weights-file", default=None, help="A VGG16 state-dict file (e.g. an fp16 copy)")
+    p.add_argument("--memory-sizes", default=None, help="Also measure one-image peak memory at these sizes")
+    p.add_argument("--coarse-to-fine", action="store_true", help="Also run the coarse-to-fine schedule: half the "
+                   "evaluations at half size, then full size from the upsampled result")
+    p.add_argument("--coarse-budget", type=float, default=1.2, help="Coarse-to-fine evaluations per production "
+                   "evaluation (1.2 = the default preset's 360 against 300)")
+    p.add_argument("--adam-row", action="store_true", help="Also run the largest batch with Adam (the network's share)")
+    p.add_argument("--history", type=int, default=20,
+                   help="L-BFGS history (pairs) of the production path; the reference keeps torch's 100")
+    p.add_argument("--compile", default=None, help="Also run the production row under torch.compile modes: "
+                   "default, reduce-overhead (CUDA graphs), max-autotune (comma list)")
+    p.add_argument("--pooling", default="max", help="max (the classic workload) or avg (the default preset's), both paths")
+    p.add_argument("--profile", action="store_true",
+                   help="Also print a torch.profiler table of a few production evaluations")
+    p.add_argument("--quality-points", type=int, default=10, help="fp32 losses at this many points of each "
+                   "production run: when it reaches the reference's final loss (0: off)")
+    p.add_argument("--save", default=None, help="Write the JSON record here (e.g. benchmarks/results/cpu.json)")
+    p.add_argument("--markdown", default=None,
+                   help="Then re-render this file (BENCHMARKS.md) from the records beside --save")
+    return p
+
+
+def execute(argv: list[str], prog: str) -> dict:
+    """Parse and validate, run, print the table, save the JSON record and re-render BENCHMARKS.md."""
+    from pathlib import Path
 
     from pipeline.bench.report import render_benchmarks, save_result, text_table
     from pipeline.bench.run import BenchOptions, run_bench
 
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise BadInput(f"device must be cpu or cuda, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"device {device!r} requested but CUDA is not available")
-    for name, value in (("size", size), ("iterations", iterations), ("history", history)):
-        if value <= 0:
-            raise BadInput(f"{name} must be a positive integer, got {value!r}")
-    if size < 32:
-        raise BadInput(f"size must be at least 32 px (VGG16 pools five times), got {size}")
-    if not coarse_budget > 0:
-        raise BadInput(f"coarse-budget must be > 0, got {coarse_budget!r}")
-    if quality_points < 0:
-        raise BadInput(f"quality-points must be 0 (off) or a positive integer, got {quality_points!r}")
-    if pooling not in ("max", "avg"):
-        raise BadInput(f"pooling must be max or avg, got {pooling!r}")
-    if weights_file and not Path(weights_file).is_file():
-        raise BadInput(f"weights file not found: {weights_file}")
+    a = parser(prog).parse_args(argv)
     opts = BenchOptions(
-        device=device, size=size, iterations=iterations, batch_sizes=int_list("batch-size", batch_size),
-        precisions=precision_list(precision), reference_images=reference_images,
-        random_weights=random_weights, weights_file=weights_file,
-        memory_sizes=int_list("memory-sizes", memory_sizes) if memory_sizes else [],
-        coarse_to_fine=coarse_to_fine, adam_row=adam_row, history=history, command=command,
-        compile_modes=compile_list(compile_modes), profile=profile, pooling=pooling, coarse_budget=coarse_budget,
-        quality_points=quality_points,
+        device=a.device, size=a.size, iterations=a.iterations, batch_sizes=int_list("batch-size", a.batch_size),
+        precisions=precision_list(a.precision), reference_images=a.reference_images,
+        random_weights=a.random_weights, weights_file=a.weights_file,
+        memory_sizes=int_list("memory-sizes", a.memory_sizes) if a.memory_sizes else [],
+        coarse_to_fine=a.coarse_to_fine, adam_row=a.adam_row, history=a.history,
+        command=" ".join([prog, *(shlex.quote(v) for v in argv)]),
+        compile_modes=compile_list(a.compile), profile=a.profile, pooling=a.pooling, coarse_budget=a.coarse_budget,
+        quality_points=a.quality_points,
     )
     result = run_bench(opts, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
-                       checkpoint=(lambda rec: save_result(rec, save)) if save else None)
+                       checkpoint=(lambda rec: save_result(rec, a.save)) if a.save else None)
     print(text_table(result), flush=True)
-    if save:
-        save_result(result, save)
-        if markdown:
-            render_benchmarks(Path(save).parent, markdown)
+    if a.save:
+        save_result(result, a.save)
+        if a.markdown:
+            render_benchmarks(Path(a.save).parent, a.markdown)
     return result
+
+
+def main(argv: list[str], prog: str) -> int:
+    """Run the bench; a bad option is one line on stderr and exit status 2."""
+    try:
+        execute(argv, prog)
+    except NSTError as exc:
+        print(f"nst: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from pipeline.engine.loop import render
+from pipeline.engine.loop import RenderOptions, render
 
 
 def profile_evaluations(work, batch: int, precision: str, history: int, evaluations: int = 6,
@@ -21,10 +21,10 @@ def profile_evaluations(work, batch: int, precision: str, history: int, evaluati
     x0 = work.noise[:batch]
     kwargs = dict(optimizer="lbfgs", lr=work.cfg.learning_rate, history=history, precision=precision,
                   log_every=10 ** 9, max_step=work.cfg.lbfgs_max_step * work.pre.unit)
-    render(work.net, objective, x0, 3, **kwargs)
+    render(work.net, objective, x0, RenderOptions(3, **kwargs))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as prof:
-        render(work.net, objective, x0, evaluations, **kwargs)
+        render(work.net, objective, x0, RenderOptions(evaluations, **kwargs))
         if cuda:
             torch.cuda.synchronize(work.device)
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"

@@ -25,10 +25,11 @@ import torch.nn.functional as F
 
 from pipeline.bench.flops import deepest, flops_per_evaluation
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import evaluate, render
+from pipeline.engine.loop import RenderOptions, evaluate, logging_step, render
 from pipeline.engine.objectives import gram
 from pipeline.engine.optim import make_optimizer
 from pipeline.engine.precision import resolve_precision
+from pipeline.errors import BadInput
 from pipeline.models.layers import layer_sequence
 from pipeline.models.preprocess import Preprocess
 from pipeline.models.vgg import VGGFeatures
@@ -63,6 +64,26 @@ class BenchOptions:
     history: int = 20                       # production path
     reference_history: int = REFERENCE_HISTORY
     command: str = ""
+
+    def __post_init__(self):
+        dev = self.device
+        if dev not in ("cpu", "cuda") and not dev.startswith("cuda:"):
+            raise BadInput(f"device must be cpu or cuda, got {dev!r}")
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise BadInput(f"device {dev!r} requested but CUDA is not available")
+        for name, value in (("size", self.size), ("iterations", self.iterations), ("history", self.history)):
+            if value <= 0:
+                raise BadInput(f"{name} must be a positive integer, got {value!r}")
+        if self.size < 32:
+            raise BadInput(f"size must be at least 32 px (VGG16 pools five times), got {self.size}")
+        if not self.coarse_budget > 0:
+            raise BadInput(f"coarse-budget must be > 0, got {self.coarse_budget!r}")
+        if self.quality_points < 0:
+            raise BadInput(f"quality-points must be 0 (off) or a positive integer, got {self.quality_points!r}")
+        if self.pooling not in ("max", "avg"):
+            raise BadInput(f"pooling must be max or avg, got {self.pooling!r}")
+        if self.weights_file and not Path(self.weights_file).is_file():
+            raise BadInput(f"weights file not found: {self.weights_file}")
 
 
 # ------------------------------------------------------------------ setup
@@ -263,11 +284,11 @@ def production_path(work: Workload, batch: int, precision: str, iterations: int,
     _reset_peak(dev)
     _sync(dev)
     start = time.perf_counter()
-    result = render(work.net, objective, x0, iterations, optimizer=optimizer, lr=work.cfg.learning_rate,
-                    history=history, precision=precision, log_every=every, on_log=on_log,
-                    max_step=work.cfg.lbfgs_max_step * work.pre.unit, compile=compile,
-                    on_snapshot=on_snapshot if quality_points else None,
-                    snapshot_every=max(1, iterations // quality_points) if quality_points else 0)
+    options = RenderOptions(iterations, optimizer=optimizer, lr=work.cfg.learning_rate, history=history,
+                            precision=precision, log_every=every, max_step=work.cfg.lbfgs_max_step * work.pre.unit,
+                            compile=compile,
+                            snapshot_every=max(1, iterations // quality_points) if quality_points else 0)
+    result = render(work.net, objective, x0, options, logging_step(on_log, on_snapshot if quality_points else None))
     _sync(dev)
     seconds = time.perf_counter() - start
     peak = _peak_mib(dev)

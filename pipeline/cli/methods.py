@@ -72,17 +72,30 @@ def texture(
     _run_method("texture", locals(), {"count": count})
 
 
-@app.command()
-def invert(
-    data: Path = DATA, out: Path = OUT,
-    config: str = typer.Option("invert", "--config", "-c", help="Preset name in configs/ or a YAML file"),
-    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
-    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
-    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS, threads: int = THREADS,
-):
-    """Reconstruct each image from each chosen layer (Mahendran & Vedaldi 2014), plus a comparison sheet."""
-    _run_method("invert", locals())
+def _data_command(method: str, doc: str, then=None):
+    """Register `nst METHOD DATA` with only the shared options (invert, visualize).
+
+    then(params) may return a then(task, code) step for `_run_method`.
+    """
+
+    def command(
+        data: Path = DATA, out: Path = OUT,
+        config: str = typer.Option(method, "--config", "-c", help="Preset name in configs/ or a YAML file"),
+        set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
+        seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+        retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+        progress: bool = PROGRESS, threads: int = THREADS,
+    ):
+        params = dict(locals())
+        _run_method(method, params, then=then(params) if then is not None else None)
+
+    command.__doc__ = doc
+    command.__name__ = method
+    return app.command(method)(command)
+
+
+_data_command("invert", "Reconstruct each image from each chosen layer (Mahendran & Vedaldi 2014), "
+                        "plus a comparison sheet.")
 
 
 @app.command()
@@ -104,31 +117,27 @@ def dream(
                                     "dream_layer": layer, "channel": channel})
 
 
-@app.command()
-def visualize(
-    data: Path = DATA, out: Path = OUT,
-    config: str = typer.Option("visualize", "--config", "-c", help="Preset name in configs/ or a YAML file"),
-    set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
-    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
-    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS, threads: int = THREADS,
-):
-    """Zeiler & Fergus: each filter's top-9 over DATA, projected to pixels with a deconvnet, as grids.
-
-    Rerun the same command to redraw the grids from the recorded top-9 (no new pass);
-    grid_filters and cell may change between runs.
-    """
+def _visualize_reduce(params: dict):
+    """Rank 0 merges the per-shard maxima and draws the grids once the map step is done."""
     from pytorch_lightning.utilities import rank_zero_only
 
     from pipeline import api
     from pipeline.cli.app import pick_device
 
+    out, device, progress = params["out"], params["device"], params["progress"]
+
     def reduce(task, code):
-        """Rank 0 merges the per-shard maxima and draws the grids once the map step is done."""
         if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
             written = api.visualize_reduce(out, task.cfg, pick_device("cuda" if device.startswith("cuda") else device),
                                            show_progress=progress)
             typer.echo(f"nst visualize: {out / 'visualize' / 'topk.json'}, "
                        + ", ".join(str(p) for p in written), err=True)
 
-    _run_method("visualize", locals(), then=reduce)
+    return reduce
+
+
+_data_command("visualize", """Zeiler & Fergus: each filter's top-9 over DATA, projected to pixels with a deconvnet, as grids.
+
+    Rerun the same command to redraw the grids from the recorded top-9 (no new pass);
+    grid_filters and cell may change between runs.
+    """, then=_visualize_reduce)

@@ -13,9 +13,9 @@ from typing import Callable
 
 import torch
 
-from pipeline.engine.compiled import LossAndGrad, forward_parts, resolve_compile
+from pipeline.engine.compiled import COMPILE_MODES, LossAndGrad, forward_parts, resolve_compile
 from pipeline.engine.objectives import Objective
-from pipeline.engine.optim import make_optimizer
+from pipeline.engine.optim import OPTIMIZER_NAMES, make_optimizer
 from pipeline.engine.precision import fast_fp32_matmul, use_channels_last
 
 
@@ -47,37 +47,80 @@ def _per_sample(parts: dict[str, torch.Tensor]) -> list[dict[str, float]]:
     return out
 
 
-def render(
-    net,
-    objective: Objective,
-    x0: torch.Tensor,
-    iterations: int,
-    optimizer: str = "lbfgs",
-    lr: float = 1.0,
-    history: int = 100,
-    precision: str = "fp32",
-    log_every: int = 10,
-    on_log: Callable[[int, int, list[dict[str, float]]], None] | None = None,
-    on_snapshot: Callable[[int, torch.Tensor], None] | None = None,
-    snapshot_every: int = 0,
-    maximize: bool = False,
-    step_hook: Callable[[torch.Tensor, int], None] | None = None,
-    max_step: float = 64.0,
-    compile: str = "none",
-) -> RenderResult:
-    """Run `iterations` loss-and-gradient evaluations on a copy of x0.
+@dataclass(frozen=True)
+class RenderOptions:
+    """How one render runs, validated once here instead of at every caller.
 
-    maximize=True ascends the objective (DeepDream); step_hook(x, i) may edit
-    x in place between steps (jitter, clamping). max_step bounds the per-pixel
-    L-BFGS step in network units. compile picks eager or a torch.compile mode
-    (pipeline.engine.compiled; 'auto' compiles where it was measured to pay).
+    `iterations` counts loss-and-gradient evaluations. maximize=True ascends the
+    objective (DeepDream). max_step bounds the per-pixel L-BFGS step in network
+    units. compile picks eager or a torch.compile mode (pipeline.engine.compiled;
+    'auto' compiles where it was measured to pay). log_every and snapshot_every
+    (0: never) say at which evaluations `on_step` gets losses and a snapshot flag.
     """
+
+    iterations: int
+    optimizer: str = "lbfgs"
+    lr: float = 1.0
+    history: int = 100
+    precision: str = "fp32"
+    log_every: int = 10
+    snapshot_every: int = 0
+    maximize: bool = False
+    max_step: float = 64.0
+    compile: str = "none"
+
+    def __post_init__(self):
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations!r}")
+        if self.optimizer not in OPTIMIZER_NAMES:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZER_NAMES)}, got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.history < 1:
+            raise ValueError(f"history must be >= 1, got {self.history!r}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every!r}")
+        if self.snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0, got {self.snapshot_every!r}")
+        if not self.max_step > 0:
+            raise ValueError(f"max_step must be > 0, got {self.max_step!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+
+
+@dataclass
+class StepInfo:
+    """What `on_step` sees after each optimiser step.
+
+    x is the live image (B, 3, H, W) in network space; the callback runs under
+    no_grad and may edit it in place (jitter, clamping) or clone it (snapshots).
+    losses (per sample, as in RenderResult) is set only at logging evaluations,
+    so the host waits for the device only there; snapshot is True at snapshot ones.
+    """
+
+    step: int
+    evaluations: int                      # done so far, capped at total
+    total: int
+    x: torch.Tensor
+    losses: list[dict[str, float]] | None = None
+    snapshot: bool = False
+
+
+def render(net, objective: Objective, x0: torch.Tensor, options: RenderOptions,
+           on_step: Callable[[StepInfo], None] | None = None) -> RenderResult:
+    """Run `options.iterations` loss-and-gradient evaluations on a copy of x0.
+
+    One callback serves logging, snapshots and in-place edits between steps, so
+    every method drives the same loop (see StepInfo).
+    """
+    o = options
+    iterations, log_every, snapshot_every = o.iterations, o.log_every, o.snapshot_every
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    opt = make_optimizer(optimizer, x, lr=lr, history=history, max_step=max_step)
-    mode = resolve_compile(compile, x.device, iterations * x.numel() / max(1, x.shape[1]),
+    opt = make_optimizer(o.optimizer, x, lr=o.lr, history=o.history, max_step=o.max_step)
+    mode = resolve_compile(o.compile, x.device, iterations * x.numel() / max(1, x.shape[1]),
                            getattr(net, "pooling", "avg"))
-    loss_and_grad = LossAndGrad(net, objective, precision, use_channels_last(precision, x.device), mode)
-    sign = -1.0 if maximize else 1.0
+    loss_and_grad = LossAndGrad(net, objective, o.precision, use_channels_last(o.precision, x.device), mode)
+    sign = -1.0 if o.maximize else 1.0
     last_parts: dict[str, torch.Tensor] = {}
     evals = 0
 
@@ -95,21 +138,37 @@ def render(
     start = time.perf_counter()
     steps, next_log, next_snap = 0, log_every, snapshot_every
     while evals < iterations:
-        with fast_fp32_matmul(precision, x.device):
+        with fast_fp32_matmul(o.precision, x.device):
             opt.step(closure)
         steps += 1
-        if step_hook is not None:
-            with torch.no_grad():
-                step_hook(x, steps)
-        if on_log is not None and (evals >= next_log or evals >= iterations):
-            rows = _per_sample(last_parts)
-            history_rows.append((evals, [r["total"] for r in rows]))
-            on_log(min(evals, iterations), iterations, rows)
+        if on_step is None:
+            continue
+        info = StepInfo(step=steps, evaluations=min(evals, iterations), total=iterations, x=x)
+        if evals >= next_log or evals >= iterations:
+            info.losses = _per_sample(last_parts)
+            history_rows.append((evals, [r["total"] for r in info.losses]))
             next_log = (evals // log_every + 1) * log_every
-        if on_snapshot is not None and snapshot_every and evals >= next_snap and evals < iterations:
-            on_snapshot(evals, x.detach())
+        if snapshot_every and evals >= next_snap and evals < iterations:
+            info.snapshot = True
             next_snap = (evals // snapshot_every + 1) * snapshot_every
-    final = _per_sample(evaluate(net, objective, x.detach(), precision))
+        with torch.no_grad():
+            on_step(info)
+    final = _per_sample(evaluate(net, objective, x.detach(), o.precision))
     seconds = time.perf_counter() - start
     return RenderResult(x=x.detach(), losses=final, evaluations=evals, seconds=seconds, history=history_rows,
                         compiled=loss_and_grad.mode)
+
+
+def logging_step(on_log: Callable[[int, int, list[dict[str, float]]], None] | None = None,
+                 on_snapshot: Callable[[int, torch.Tensor], None] | None = None) -> Callable[[StepInfo], None] | None:
+    """An on_step that calls on_log(done, total, losses) at logging steps and on_snapshot(done, x) at snapshot ones."""
+    if on_log is None and on_snapshot is None:
+        return None
+
+    def on_step(info: StepInfo) -> None:
+        if on_log is not None and info.losses is not None:
+            on_log(info.evaluations, info.total, info.losses)
+        if on_snapshot is not None and info.snapshot:
+            on_snapshot(info.evaluations, info.x.detach())
+
+    return on_step

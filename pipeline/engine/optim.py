@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+OPTIMIZER_NAMES = ("lbfgs", "adam", "torch_lbfgs", "normalized_sgd")  # what make_optimizer builds
+
 
 def make_optimizer(name: str, x: torch.Tensor, lr: float = 1.0, history: int = 100, max_step: float = 64.0):
     """An optimiser over the image tensor x (B, 3, H, W); each .step(closure) evaluates once.

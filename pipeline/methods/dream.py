@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import render
+from pipeline.engine.loop import RenderOptions, render
 from pipeline.engine.objectives import MeanSquaredActivation
 from pipeline.engine.precision import resolve_precision
 from pipeline.errors import BadInput
@@ -150,9 +150,13 @@ def dream(backbone: Backbone, cfg: DreamConfig, pixels: torch.Tensor, seed: int,
             if on_log is not None:
                 on_log(done, total, rows)
 
-        result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer="normalized_sgd",
-                        lr=cfg.learning_rate, precision=precision, log_every=1, on_log=log,
-                        maximize=True, step_hook=jitter)
+        def on_step(info, _log=log, _jitter=jitter):
+            _jitter(info.x, info.step)
+            _log(info.evaluations, info.total, info.losses)
+
+        options = RenderOptions(cfg.iterations, optimizer="normalized_sgd", lr=cfg.learning_rate,
+                                precision=precision, log_every=1, maximize=True, compile=cfg.compile)
+        result = render(backbone.net, objective, x0, options, on_step)
         x = jitter.finish(result.x)
         detail = x - octave_base
         histories.append(history)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import RenderResult, render
+from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
 from pipeline.engine.objectives import AlphaNorm, RelativeFeature, Sum, TotalVariationBeta
 from pipeline.engine.precision import autocast, resolve_precision
 from pipeline.errors import BadInput
@@ -75,8 +75,9 @@ def reconstruct(backbone: Backbone, cfg: InvertConfig, pixels: torch.Tensor, lay
         target = backbone.net(x_net, [layer])[layer].float()
     objective = invert_objective(cfg, layer, target)
     x0 = backbone.pre.noise(tuple(x_net.shape), torch.Generator().manual_seed(int(seed))).to(dev)
-    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer, lr=cfg.learning_rate,
-                    history=cfg.lbfgs_history, precision=precision, log_every=cfg.log_every, on_log=on_log)
+    options = RenderOptions(cfg.iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate, history=cfg.lbfgs_history,
+                            precision=precision, log_every=cfg.log_every, compile=cfg.compile)
+    result = render(backbone.net, objective, x0, options, logging_step(on_log))
     return backbone.pre.to_pixels(result.x).clamp(0, 255), result
 
 

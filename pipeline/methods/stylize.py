@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import RenderResult, render
+from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
 from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
 from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
 from pipeline.io.images import resize, target_size, to_tensor
@@ -183,11 +183,10 @@ def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: Sty
     objective = build_objective(cfg, content_acts, grams)
     if x0 is None:
         x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
-    result = render(backbone.net, objective, x0, iterations, compile=cfg.compile, optimizer=cfg.optimizer,
-                    lr=cfg.learning_rate, history=cfg.lbfgs_history, precision=precision,
-                    log_every=cfg.log_every, on_log=on_log, on_snapshot=on_snapshot,
-                    snapshot_every=snapshot_every,
-                    max_step=cfg.lbfgs_max_step * backbone.pre.unit)
+    options = RenderOptions(iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate, history=cfg.lbfgs_history,
+                            precision=precision, log_every=cfg.log_every, snapshot_every=snapshot_every,
+                            max_step=cfg.lbfgs_max_step * backbone.pre.unit, compile=cfg.compile)
+    result = render(backbone.net, objective, x0, options, logging_step(on_log, on_snapshot))
     return pixels, result
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import RenderResult, render
+from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
 from pipeline.engine.objectives import Style, Sum, TotalVariation
 from pipeline.engine.precision import resolve_precision
 from pipeline.errors import BadInput
@@ -100,9 +100,10 @@ def synthesize(backbone: Backbone, cfg: TextureConfig, name: str, source: Image.
     objective = texture_objective(cfg, grams)
     out_w, out_h = cfg.output_wh()
     x0 = backbone.pre.noise((1, 3, out_h, out_w), torch.Generator().manual_seed(int(seed))).to(dev)
-    result = render(backbone.net, objective, x0, cfg.iterations, compile=cfg.compile, optimizer=cfg.optimizer, lr=cfg.learning_rate,
-                    history=cfg.lbfgs_history, precision=resolve_precision(cfg.precision, dev),
-                    log_every=cfg.log_every, on_log=on_log)
+    options = RenderOptions(cfg.iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate, history=cfg.lbfgs_history,
+                            precision=resolve_precision(cfg.precision, dev), log_every=cfg.log_every,
+                            compile=cfg.compile)
+    result = render(backbone.net, objective, x0, options, logging_step(on_log))
     pixels = backbone.pre.to_pixels(result.x).clamp(0, 255)
     if cfg.match_histogram:
         pixels = match_histogram(pixels, source)

@@ -113,6 +113,14 @@ class PerImageTask(MethodTask):
     def plan(self) -> list[Planned]:
         return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
 
+    def produce(self, sample: Sample) -> tuple[dict, dict]:
+        """The sample's image, decoded and sized, through `produce_image` in the run's output format."""
+        return self.produce_image(self.sized(sample.source), sample, self.cfg.output_format)
+
+    def produce_image(self, original: Image.Image, sample: Sample, fmt: str) -> tuple[dict, dict]:
+        """`produce` for one sized input image; members are named with `fmt`'s extension."""
+        raise NotImplementedError
+
     def load(self, samples: list[Sample]) -> dict:
         """Decode and resize the inputs in the prefetch thread: path -> image, or the exception
         (raised again by `sized` inside the sample's own try, so it is that sample's failed row)."""

@@ -16,9 +16,7 @@ class DreamTask(PerImageTask):
     name = "dream"
     shard_prefix = "dream"
 
-    def produce(self, sample: Sample):
-        fmt = self.cfg.output_format
-        original = self.sized(sample.source)
+    def produce_image(self, original, sample: Sample, fmt: str):
         objective: list[float] = []
         frames = dream_frames(self.backbone, self.cfg, to_tensor(original), sample.seed,
                               on_log=lambda done, total, rows: objective.append(rows[0]["total"]))

@@ -16,9 +16,7 @@ class InvertTask(PerImageTask):
     name = "invert"
     shard_prefix = "inverted"
 
-    def produce(self, sample: Sample):
-        fmt = self.cfg.output_format
-        original = self.sized(sample.source)
+    def produce_image(self, original, sample: Sample, fmt: str):
         pixels = to_tensor(original)
         members, recons, losses, scores = {}, [], {}, {}
         evaluations = 0

@@ -14,7 +14,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from dataset_util import TINY, manifest_rows, nst, picture, tar_samples
+from dataset_util import TINY, manifest_rows, nst, picture, pictures_and_style, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_RUN_MISMATCH, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED
 
 BATCHED = [*TINY, "--set", "batch_size=2"]  # the shared run optimises two samples at a time
@@ -188,11 +188,7 @@ def test_shardindex_opens_with_wids(two_worker_run):
 
 def test_overwrite_with_two_workers_starts_over_once(tmp_path):
     """Lightning's second rank re-runs the command line; it must not discard rank 0's fresh run."""
-    data = tmp_path / "data"
-    for i in range(4):
-        picture(data / f"o{i}.png", seed=i)
-    style = picture(tmp_path / "s.png", seed=3)
-    out = tmp_path / "run"
+    data, style, out = pictures_and_style(tmp_path, 4, "o", style_seed=3)
     assert nst("stylize", data, "--style", style, "--out", out, "--shard-size", "2", *TINY,
                "--iterations", "2").returncode == EXIT_OK
     r = nst("stylize", data, "--style", style, "--out", out, "--shard-size", "2", "--devices", "2",

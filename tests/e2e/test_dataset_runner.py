@@ -9,7 +9,7 @@ import subprocess
 
 from PIL import Image
 
-from dataset_util import ENV, NST, TINY, FileTask, manifest_rows, nst, picture, tar_samples
+from dataset_util import ENV, NST, TINY, FileTask, manifest_rows, nst, picture, pictures_and_style, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED
 from pipeline.io.images import encode_image, load_image
 from pipeline.run import stop
@@ -60,11 +60,7 @@ def test_stop_between_samples_keeps_work_and_resume_finishes(tmp_path):
 
 
 def test_two_commands_by_hand_share_one_run_dir(tmp_path):
-    data = tmp_path / "data"
-    for i in range(6):
-        picture(data / f"x{i}.png", seed=i)
-    style = picture(tmp_path / "s.png", seed=9)
-    out = tmp_path / "run"
+    data, style, out = pictures_and_style(tmp_path, 6, "x", style_seed=9)
     cmd = [NST, "stylize", str(data), "--style", str(style), "--out", str(out), "--shard-size", "1", *TINY]
     procs = [subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.engine.loop import evaluate, render
+from pipeline.engine.loop import RenderOptions, evaluate, render
 from pipeline.engine.objectives import (
     AlphaNorm, Content, MeanSquaredActivation, RelativeFeature, Style, TotalVariation, TotalVariationBeta, gram,
 )
@@ -47,6 +47,6 @@ def test_gradient_descent_lowers_the_objective(vgg, name):
         return float(sum(v.sum() for v in evaluate(vgg.net, objective, x, "fp32").values()))
 
     before = value(x0)
-    result = render(vgg.net, objective, x0, 5, optimizer="adam", lr=4.0, log_every=5)
+    result = render(vgg.net, objective, x0, RenderOptions(5, optimizer="adam", lr=4.0, log_every=5))
     after = value(result.x)
     assert after < before, f"{name}: {before} -> {after}"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import render
+from pipeline.engine.loop import RenderOptions, render
 from pipeline.engine.objectives import gram
 from pipeline.methods.stylize import build_objective
 from tests.conftest import make_image
@@ -37,8 +37,9 @@ def _problem(backbone, n):
 
 def _run(cfg, net, content_acts, grams, x0, optimizer, iterations, lr):
     objective = build_objective(cfg, content_acts, grams)
-    return render(net, objective, x0, iterations, optimizer=optimizer, lr=lr, history=cfg.lbfgs_history,
-                  precision="fp32", log_every=iterations, max_step=cfg.lbfgs_max_step)
+    return render(net, objective, x0, RenderOptions(iterations, optimizer=optimizer, lr=lr, history=cfg.lbfgs_history,
+                                                    precision="fp32", log_every=iterations,
+                                                    max_step=cfg.lbfgs_max_step))
 
 
 @pytest.mark.parametrize("optimizer,lr,iterations", [("lbfgs", 1.0, 10), ("adam", 2.0, 10)])

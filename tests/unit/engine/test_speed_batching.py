@@ -13,7 +13,7 @@ from pipeline.engine.batching import (
     FAILED_OOM, OK, RESIZED, bucket_by_size, bytes_per_image, choose_batch_size, free_bytes, is_oom,
     make_batches, run_with_oom_fallback, shrink_by, snap_size,
 )
-from pipeline.engine.loop import render
+from pipeline.engine.loop import RenderOptions, render
 from pipeline.engine.objectives import TotalVariation, gram
 from pipeline.methods.stylize import build_objective
 
@@ -69,7 +69,7 @@ class Stylizer:
             acts = net(x0[:1] * 0.5, self.cfg.style_layers)
             grams = {k: gram(acts[k]) for k in self.cfg.style_layers}
         objective = build_objective(self.cfg, None, grams) + TotalVariation()
-        result = render(net, objective, x0, 2, optimizer="lbfgs", log_every=2)
+        result = render(net, objective, x0, RenderOptions(2, optimizer="lbfgs", log_every=2))
         return [result.x[i:i + 1] for i in range(len(items))]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.engine.loop import render
+from pipeline.engine.loop import RenderOptions, render
 from pipeline.engine.objectives import MeanSquaredActivation
 from pipeline.io.images import load_image, resize, target_size, to_tensor
 from pipeline.methods.deconv import forward_with_switches, project_activation, project_down, receptive_box
@@ -86,8 +86,8 @@ def test_planted_image_comes_first_in_its_filters_top9(vgg):
     # the planted image: grey plus a little noise, driven up for that one filter with the engine
     start = vgg.pre.to_net(torch.full((1, 3, 48, 48), 128.0)) + torch.randn(1, 3, 48, 48,
                                                                           generator=torch.Generator().manual_seed(0))
-    planted = render(vgg.net, MeanSquaredActivation(layer, filt), start, 20, optimizer="normalized_sgd", lr=2.0,
-                     maximize=True).x
+    planted = render(vgg.net, MeanSquaredActivation(layer, filt), start,
+                     RenderOptions(20, optimizer="normalized_sgd", lr=2.0, maximize=True)).x
     planted_pixels = vgg.pre.to_pixels(planted).clamp(0, 255).round()
     planted_at = 4
     images.insert(planted_at, planted_pixels)

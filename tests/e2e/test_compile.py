@@ -8,7 +8,7 @@ import torch
 import pipeline.engine.compiled as compiled
 from pipeline.config import StyleConfig, build_config
 from pipeline.engine.compiled import AUTO_CPU_PIXEL_EVALS, resolve_compile
-from pipeline.engine.loop import render
+from pipeline.engine.loop import RenderOptions, render
 from pipeline.errors import BadInput
 from pipeline.methods.stylize import build_objective
 
@@ -32,8 +32,8 @@ def _problem(backbone, size):
 def test_compiled_render_matches_eager(backbone):
     torch.set_num_threads(2)
     objective, x0 = _problem(backbone, 32)
-    eager = render(backbone.net, objective, x0, 6, history=5, precision="fp32")
-    comp = render(backbone.net, objective, x0, 6, history=5, precision="fp32", compile="default")
+    eager = render(backbone.net, objective, x0, RenderOptions(6, history=5, precision="fp32"))
+    comp = render(backbone.net, objective, x0, RenderOptions(6, history=5, precision="fp32", compile="default"))
     assert eager.compiled == "none" and comp.compiled == "default"
     for e, c in zip(eager.losses, comp.losses):
         assert c["total"] == pytest.approx(e["total"], rel=1e-3)
@@ -52,10 +52,10 @@ def test_failing_compiler_falls_back_to_eager(backbone, monkeypatch):
     monkeypatch.setattr(compiled, "_broken", {})
     torch._dynamo.reset()
     objective, x0 = _problem(backbone, 24)
-    eager = render(backbone.net, objective, x0, 4, history=5, precision="fp32")
+    eager = render(backbone.net, objective, x0, RenderOptions(4, history=5, precision="fp32"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        comp = render(backbone.net, objective, x0, 4, history=5, precision="fp32", compile="default")
+        comp = render(backbone.net, objective, x0, RenderOptions(4, history=5, precision="fp32", compile="default"))
     assert comp.compiled == "none"
     assert [str(w.message) for w in caught if "torch.compile" in str(w.message)][0].startswith(
         "torch.compile (mode default) failed, running eager instead")
