@@ -95,7 +95,7 @@ class EfficientNetLite0(nn.Module):
     arch = "efficientnet-lite0"
     pooling = "avg"  # what resolve_compile reads; the network has no pooling choice
 
-    def __init__(self, state: dict[str, torch.Tensor] | None = None):
+    def __init__(self, state: dict[str, torch.Tensor] | None = None, fold: bool = True):
         super().__init__()
         self._conv_stem = nn.Conv2d(3, STEM_CHANNELS, 3, 2, bias=False)
         self._bn0 = _bn(STEM_CHANNELS)
@@ -108,7 +108,8 @@ class EfficientNetLite0(nn.Module):
             self.load_state_dict(state, strict=True)  # every key matched, none left over
         self.requires_grad_(False)
         self.eval()
-        self.fold_batch_norms()
+        if fold:
+            self.fold_batch_norms()
 
     @torch.no_grad()
     def fold_batch_norms(self) -> None:
