@@ -47,13 +47,9 @@ def test_smoke_one_target_through_the_runner(tmp_path, target):
 
 @pytest.mark.parametrize("args, needle", [
     (["--class", "dumbel"], "'dumbel'"),
-    (["--class", "1000"], "1000"),
     (["--layer", "block4_conv3", "--channels", "9-3"], "9-3"),
     (["--layer", "block4_conv3", "--channels", "0-512"], "512"),
-    (["--layer", "block4_conv3", "--channels", "a-b"], "a-b"),
-    (["--layer", "block9_conv1", "--channels", "0-3"], "block9_conv1"),
-    (["--class", "dumbbell", "--layer", "block4_conv3", "--channels", "0-3"], "not both"),
-], ids=["class-name", "class-index", "reversed", "too-wide", "not-numbers", "layer", "both"])
+], ids=["class-name", "reversed", "too-wide"])
 def test_bad_targets_are_one_line_and_status_2(tmp_path, args, needle):
     out = tmp_path / "run"
     r = nst("imagine", *args, "--out", out, *SMOKE)

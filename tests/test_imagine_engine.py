@@ -97,3 +97,36 @@ def test_random_crop_rescales_to_the_same_size():
     y = random_crop(x, 0.1, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and not torch.equal(y, x)
     assert math.isfinite(float(y.sum()))
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"classes": ["1000"]}, "1000"),
+    ({"layer": "block4_conv3", "channels": "a-b"}, "a-b"),
+    ({"layer": "block4_conv3"}, "--channels"),
+    ({"layer": "block9_conv1", "channels": "0-3"}, "block9_conv1"),
+    ({"classes": ["dumbbell"], "layer": "block4_conv3", "channels": "0-3"}, "not both"),
+    ({}, "not both"),
+    ({"classes": ["dumbbell"], "network": "vgg16"}, "no classifier head"),
+    ({"layer": "head", "channels": "0-1279", "network": "efficientnet-lite0", "scale": 1.5}, "scale"),
+])
+def test_config_rejects_bad_targets_and_settings(kw, needle):
+    from pipeline.config import build_config
+    from pipeline.errors import BadInput
+    from pipeline.methods.imagine import ImagineConfig
+
+    with pytest.raises(BadInput, match=needle.replace("-", r"\-")):
+        build_config(ImagineConfig, preset="imagine", overrides=kw)
+
+
+def test_config_resolves_targets_and_networks():
+    from pipeline.config import build_config
+    from pipeline.methods.imagine import ImagineConfig, parse_channels
+
+    c = build_config(ImagineConfig, preset="imagine", overrides={"classes": ["dumbbell", "1", "Volcano"]})
+    assert c.classes == [543, 1, 980] and c.network == "efficientnet-lite0"
+    v = build_config(ImagineConfig, preset="imagine", overrides={"layer": "relu4_3", "channels": "0-2,5"})
+    assert v.layer == "block4_conv3" and v.channels == [0, 1, 2, 5] and v.network == "vgg16"
+    e = build_config(ImagineConfig, preset="imagine",
+                     overrides={"layer": "block15", "channels": "0-319", "network": "efficientnet-lite0"})
+    assert len(e.channels) == 320
+    assert parse_channels("3") == [3]
