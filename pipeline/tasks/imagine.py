@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import tarfile
+import time
 from pathlib import Path
 
 from pipeline.io.images import encode_image, to_pil
@@ -43,11 +44,16 @@ class ImagineTask(MethodTask):
         return sample.extra["target"] if self.together else None
 
     def process(self, samples, loaded=None):
-        """Render the batch once (one image per sample), then record each sample as usual."""
-        try:
-            self._rendered = self._render(samples)
-        except Exception as exc:  # noqa: BLE001 - every sample of the batch records it
-            self._rendered = {s.key: exc for s in samples}
+        """Copies rendered together are rendered once for the batch (each then records the
+        batch's seconds); otherwise each sample renders in `produce`, timed as usual."""
+        if self.together:
+            start = time.perf_counter()
+            try:
+                self._rendered = self._render(samples)
+                for _, meta in self._rendered.values():
+                    meta["batch_seconds"] = round(time.perf_counter() - start, 3)
+            except Exception as exc:  # noqa: BLE001 - every sample of the batch records it
+                self._rendered = {s.key: exc for s in samples}
         try:
             return super().process(samples, loaded)
         finally:
@@ -78,7 +84,7 @@ class ImagineTask(MethodTask):
 
     def produce(self, sample: Sample):
         done = self._rendered.get(sample.key)
-        if done is None:  # the runner handed this sample alone (e.g. a retry)
+        if done is None:
             done = self._render([sample])[sample.key]
         if isinstance(done, BaseException):
             raise done
@@ -89,11 +95,11 @@ class ImagineTask(MethodTask):
 
 
 def sample_label(record: dict) -> str:
-    """A sheet label: the class name (and copy), or the layer and channel."""
+    """A sheet label: the class index and name (and copy), or the channel (the title names the layer)."""
     if "class_name" in record:
         copy = record.get("copy", 0)
         return f"{record['target']} {record['class_name']}" + (f" #{copy}" if copy else "")
-    return f"{record.get('layer', '')}:{record['target']}"
+    return f"{record['target']}"
 
 
 def write_sheet(root: Path, fmt: str, columns: int | None = None, cell: int | None = None) -> Path:
@@ -105,6 +111,7 @@ def write_sheet(root: Path, fmt: str, columns: int | None = None, cell: int | No
     from pipeline.io.sheets import contact_sheet
 
     cells = []
+    layer = None
     for tar in sorted((Path(root) / "shards").glob("*.tar")):
         with tarfile.open(tar) as tf:
             members = {m.name: m for m in tf.getmembers()}
@@ -114,11 +121,13 @@ def write_sheet(root: Path, fmt: str, columns: int | None = None, cell: int | No
                 if image_member is None:
                     continue
                 record = json.loads(tf.extractfile(members[name]).read())
+                layer = record.get("layer", layer)
                 image = Image.open(io.BytesIO(tf.extractfile(image_member).read()))
                 image.load()
                 cells.append((record["index"], sample_label(record), image))
     cells.sort(key=lambda c: c[0])
     out = Path(root) / "imagine" / "sheet.png"
-    sheet = contact_sheet([(label, img) for _, label, img in cells], columns=columns, cell=cell)
+    title = f"{layer}: channels" if layer else ""
+    sheet = contact_sheet([(label, img) for _, label, img in cells], columns=columns, cell=cell, title=title)
     atomic_write_bytes(out, encode_image(sheet, "png"))
     return out
