@@ -3,7 +3,9 @@
 Samples have no input file; the plan lists the targets. With `diversity_weight`
 > 0 the copies of one class are rendered together (the diversity term compares
 them), so they share a batch: batch_key is the class and batch_size `per_class`.
-Otherwise every sample is rendered alone and depends on its own seed only.
+Channels may be rendered `batch_size` at a time (one view per step for all of
+them; the batches are fixed by the plan). Otherwise every sample is rendered
+alone and depends on its own seed only.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ class ImagineTask(MethodTask):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.together = bool(cfg.classes) and cfg.diversity_weight > 0 and cfg.per_class > 1
-        self.batch_size = cfg.per_class if self.together else 1
+        if cfg.classes:
+            self.batch_size = cfg.per_class if cfg.diversity_weight > 0 else 1
+        else:  # channels: batch_size of them share one render (faster on a CPU; views shared)
+            self.batch_size = cfg.batch_size if isinstance(cfg.batch_size, int) else 1
+        self.together = self.batch_size > 1
         self._rendered: dict = {}  # key -> (pixels, meta) or the exception of its batch
 
     def plan(self) -> list[Planned]:
@@ -41,7 +46,7 @@ class ImagineTask(MethodTask):
         return [Planned(None, (), {"target": ch, "layer": self.cfg.layer}) for ch in self.cfg.channels]
 
     def batch_key(self, sample: Sample):
-        return sample.extra["target"] if self.together else None
+        return sample.extra["target"] if self.together and self.cfg.classes else None
 
     def process(self, samples, loaded=None):
         """Copies rendered together are rendered once for the batch (each then records the
