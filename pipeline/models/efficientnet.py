@@ -132,9 +132,13 @@ class EfficientNetLite0(nn.Module):
             setattr(owner, bn_name, nn.Identity())
 
     def canonical(self, names) -> list[str]:
-        from pipeline.models.layers import canonical_layer
+        for n in names:
+            if n not in LAYERS:
+                from pipeline.errors import BadInput
 
-        return [canonical_layer(n, self.arch) for n in names]
+                raise BadInput(f"unknown layer name {n!r} for {self.arch} (expected stem, block0 .. block15, "
+                               "head or logits)")
+        return list(names)
 
     def forward(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         wanted = set(self.canonical(layers))
