@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.io.images import encode_image, to_pil
 from pipeline.run.task import Planned, Sample
-from pipeline.tasks.method_task import MethodTask, check_pixels
+from pipeline.tasks.base import MethodTask, check_pixels
 
 
 class ImagineTask(MethodTask):
