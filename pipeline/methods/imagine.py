@@ -108,8 +108,9 @@ class ImagineConfig(StyleConfig):
             if self.channels[-1] >= width:
                 raise BadInput(f"channel {self.channels[-1]} out of range for {self.layer} "
                                f"({width} channels: 0-{width - 1})")
-        if self.diversity_layer is not None:
-            self.diversity_layer = canonical_layer(self.diversity_layer, arch)
+        if self.diversity_layer is None:  # a middle layer: style, not pixels or the class itself
+            self.diversity_layer = "block9" if arch == CLASSIFIER else "block4_conv1"
+        self.diversity_layer = canonical_layer(self.diversity_layer, arch)
         for name, choices in (("param", PARAMS), ("mapping", MAPPINGS), ("channel_objective", CHANNEL_OBJECTIVES)):
             if getattr(self, name) not in choices:
                 raise BadInput(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")

@@ -154,3 +154,16 @@ def test_each_term_moves_the_right_way_through_the_parameterisation(vgg, name):
 
     result = render(net, term, p0, 8, optimizer="adam", lr=0.05, log_every=8, maximize=sign > 0)
     assert sign * value(result.x) > sign * value(p0), name
+
+
+def test_imagine_renders_a_diverse_batch_of_channels(vgg):
+    """The whole method on VGG16 channels at 32 px: a batch of two with the diversity term, two octaves."""
+    from pipeline.config import build_config
+    from pipeline.methods.imagine import ImagineConfig, imagine
+
+    cfg = build_config(ImagineConfig, preset="imagine", overrides={
+        "layer": "block3_conv1", "channels": "0-1", "size": 32, "iterations": 3, "diversity_weight": 1.0})
+    assert cfg.diversity_layer == "block4_conv1" and cfg.octaves == 2
+    pixels, result = imagine(vgg, cfg, cfg.channels, seed=1)
+    assert pixels.shape == (2, 3, 32, 32) and 0 <= float(pixels.min()) and float(pixels.max()) <= 255
+    assert set(result.losses[0]) == {"channel", "diversity", "total"} and result.evaluations == 3
