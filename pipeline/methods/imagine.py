@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import StyleConfig
-from pipeline.engine.loop import RenderResult, render
+from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
 from pipeline.engine.objectives import CentreNeuron, ChannelMean, ClassLogit, Diversity, ImageTotalVariation
 from pipeline.engine.param import MAPPINGS, PARAMS, ImageParam, ParamNet
 from pipeline.engine.precision import resolve_precision
@@ -181,9 +181,9 @@ def imagine(backbone, cfg: ImagineConfig, targets: list[int], seed: int,
         else:
             p0 = param.encode(F.interpolate(image, size=size, mode="bilinear", align_corners=False))
         net = ParamNet(backbone.net, backbone.pre, param, cfg.robustness(), gen)
-        result = render(net, objective, p0, cfg.iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate,
-                        precision=precision, log_every=cfg.log_every, on_log=on_log, maximize=True,
-                        compile=cfg.compile)
+        options = RenderOptions(cfg.iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate, precision=precision,
+                                log_every=cfg.log_every, maximize=True, compile=cfg.compile)
+        result = render(net, objective, p0, options, logging_step(on_log))
         with torch.no_grad():
             image = param.decode(result.x)
     return (image * 255.0).clamp(0, 255), result

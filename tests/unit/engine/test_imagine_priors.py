@@ -136,7 +136,7 @@ def test_config_resolves_targets_and_networks():
 def test_each_term_moves_the_right_way_through_the_parameterisation(vgg, name):
     """A few Adam steps on a Fourier parameterisation raise each reward (lower TV): the gradient
     reaches p through decode and the network, with the right sign."""
-    from pipeline.engine.loop import evaluate, render
+    from pipeline.engine.loop import RenderOptions, evaluate, render
     from pipeline.engine.param import ParamNet
 
     gen = torch.Generator().manual_seed(0)
@@ -152,7 +152,7 @@ def test_each_term_moves_the_right_way_through_the_parameterisation(vgg, name):
     def value(p):
         return float(sum(v.sum() for v in evaluate(net, term, p, "fp32").values()))
 
-    result = render(net, term, p0, 8, optimizer="adam", lr=0.05, log_every=8, maximize=sign > 0)
+    result = render(net, term, p0, RenderOptions(8, optimizer="adam", lr=0.05, log_every=8, maximize=sign > 0))
     assert sign * value(result.x) > sign * value(p0), name
 
 
