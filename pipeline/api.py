@@ -72,19 +72,20 @@ def run_one(content: Path, styles: list[Path], output: Path, preset: str, size, 
     return record
 
 
-METHODS = ("stylize", "texture", "invert", "dream", "visualize")
+METHODS = ("stylize", "texture", "invert", "dream", "visualize", "imagine")
 
 
 def method_config(method: str, preset: str, overrides: dict | None = None, sets=()):
     """A method's validated config: its defaults < preset < overrides (None values ignored) < --set."""
     from pipeline.config import StyleConfig, build_config
     from pipeline.methods.dream import DreamConfig
+    from pipeline.methods.imagine import ImagineConfig
     from pipeline.methods.invert import InvertConfig
     from pipeline.methods.texture import TextureConfig
     from pipeline.methods.visualize import VisualizeConfig
 
     cls = {"stylize": StyleConfig, "texture": TextureConfig, "invert": InvertConfig, "dream": DreamConfig,
-           "visualize": VisualizeConfig}[method]
+           "visualize": VisualizeConfig, "imagine": ImagineConfig}[method]
     return build_config(cls, preset=preset, sets=list(sets), overrides=overrides or {})
 
 
@@ -101,6 +102,10 @@ def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: s
         from pipeline.tasks.texture import TextureTask
 
         return TextureTask(cfg, read_styles(styles))
+    if method == "imagine":  # no input files: the plan lists the classes or channels
+        from pipeline.tasks.imagine import ImagineTask
+
+        return ImagineTask(cfg)
     from pipeline.tasks.dream import DreamTask
     from pipeline.tasks.invert import InvertTask
     from pipeline.tasks.visualize import VisualizeTask

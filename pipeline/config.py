@@ -69,10 +69,11 @@ class StyleConfig:
         if self.network not in BACKBONES:
             raise BadInput(f"unknown network {self.network!r} (choose from {', '.join(BACKBONES)})")
         arch = BACKBONES[self.network].arch
-        self.content_layer = canonical_layer(self.content_layer, arch)
         if isinstance(self.style_layers, str):
             self.style_layers = [s for s in self.style_layers.split(",") if s]
-        self.style_layers = [canonical_layer(s, arch) for s in self.style_layers]
+        if not BACKBONES[self.network].classifier:  # a classifier has no content or style layers
+            self.content_layer = canonical_layer(self.content_layer, arch)
+            self.style_layers = [canonical_layer(s, arch) for s in self.style_layers]
         if isinstance(self.style_weights, (int, float)):
             self.style_weights = [float(self.style_weights)] * len(self.style_layers)
         self.style_weights = [float(w) for w in self.style_weights]

@@ -1,4 +1,4 @@
-"""`nst texture`, `nst invert`, `nst dream`, `nst visualize`: the sister methods over datasets.
+"""`nst texture`, `nst invert`, `nst dream`, `nst visualize`, `nst imagine`: the sister methods over datasets.
 
 Each builds its config (preset < options < --set) and Task, and hands it to the
 same runner as `nst stylize` (plan, shards, leases, resume, summary).
@@ -141,3 +141,37 @@ _data_command("visualize", """Zeiler & Fergus: each filter's top-9 over DATA, pr
     Rerun the same command to redraw the grids from the recorded top-9 (no new pass);
     grid_filters and cell may change between runs.
     """, then=_visualize_reduce)
+
+
+@app.command()
+def imagine(
+    classes: List[str] = typer.Option([], "--class", help="ImageNet class name or index (repeatable): "
+                                      "the classifier's picture of it"),
+    per_class: Optional[int] = typer.Option(None, help="Images per class, each from its own seed"),
+    layer: Optional[str] = typer.Option(None, help="Layer whose channels to draw (VGG16, or the classifier "
+                                        "with --set network=efficientnet-lite0)"),
+    channels: Optional[str] = typer.Option(None, help="Channels of --layer: A-B (inclusive), or A,B,C-D"),
+    out: Path = OUT,
+    config: str = typer.Option("imagine", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET,
+    size: Optional[int] = typer.Option(None, help="Side of the square image in pixels"),
+    iterations: Optional[int] = typer.Option(None, help="Adam steps per octave"),
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS, threads: int = THREADS,
+    sheet_columns: Optional[int] = typer.Option(None, help="Columns of the contact sheet (default: about square)"),
+):
+    """Imagine a class or a channel from noise (Olah et al. 2017): Fourier-parameterised,
+    colour-decorrelated images optimised under random pad, jitter, scale and rotation.
+    Writes OUT/imagine/sheet.png, a contact sheet of the run, when it is done."""
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from pipeline.tasks.imagine import write_sheet
+
+    def sheet(task, code):
+        if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
+            path = write_sheet(out, task.cfg.output_format, columns=sheet_columns)
+            typer.echo(f"nst imagine: contact sheet {path}", err=True)
+
+    _run_method("imagine", locals(), {"classes": classes or None, "per_class": per_class, "layer": layer,
+                                      "channels": channels}, then=sheet)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from pipeline.config import StyleConfig
 from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
@@ -89,11 +89,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def comparison_sheet(original: Image.Image, recons: list[tuple[str, Image.Image]]) -> Image.Image:
     """Original then reconstructions from shallow to deep, side by side, each labelled."""
-    w, h = original.size
-    label_h = 14
-    sheet = Image.new("RGB", (w * (1 + len(recons)), h + label_h), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for i, (name, img) in enumerate([("original", original)] + recons):
-        sheet.paste(img, (i * w, label_h))
-        draw.text((i * w + 2, 1), name, fill=(0, 0, 0))
-    return sheet
+    from pipeline.io.sheets import contact_sheet
+
+    return contact_sheet([("original", original)] + recons, columns=1 + len(recons))
