@@ -14,11 +14,13 @@ import torch
 
 from pipeline.config import build_config
 from pipeline.errors import BadInput
-from pipeline.io.atomic import atomic_write_text
+from pipeline.engine.batching import check_fits
+from pipeline.io.atomic import atomic_write_text, make_dir
 from pipeline.io.images import load_image, save_image, to_pil
 from pipeline.models.vgg import Backbone
 from pipeline.progress import bar, fmt_loss
-from pipeline.methods.stylize import StyleTargets, StylizeJob, stylize_batch
+from pipeline.models.weights import backbone_spec
+from pipeline.methods.stylize import StyleTargets, StylizeJob, content_size, stylize_batch
 
 
 def run_one(content: Path, styles: list[Path], output: Path, preset: str, size, iterations, seed,
@@ -34,6 +36,9 @@ def run_one(content: Path, styles: list[Path], output: Path, preset: str, size, 
     style_imgs = [(str(p), load_image(p)) for p in styles]
     if cfg.style_blend is not None and len(cfg.style_blend) != len(style_imgs):
         raise BadInput(f"style_blend has {len(cfg.style_blend)} values but {len(style_imgs)} style images were given")
+    check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], content_size(content_img, cfg),
+               cfg.precision, cfg.lbfgs_history, 1, device)
+    make_dir(output.parent)
     torch.manual_seed(cfg.seed)
     backbone = Backbone(cfg.network, cfg.pooling, cfg.weights, device)
     targets = StyleTargets(backbone, cfg)
