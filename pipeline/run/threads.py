@@ -2,7 +2,8 @@
 
 By default a worker uses the cores this process may run on (its CPU affinity,
 which taskset, cgroups and SLURM's --cpus-per-task set), shared among the CPU
-workers started on this machine. Outputs then depend on the thread count (the
+workers started on this machine; an OMP_NUM_THREADS in the environment is taken
+as the user's per-worker choice. Outputs then depend on the thread count (the
 order of floating-point reductions changes), so `--deterministic` pins one
 thread per worker: byte-identical outputs whatever the core count and
 --devices, at the cost of the other cores.
@@ -23,7 +24,8 @@ def allowed_cores() -> int:
 
 
 def resolve_threads(threads: int | None, workers: int = 1, deterministic: bool = False) -> int:
-    """--threads if given, 1 under --deterministic, else this machine's allowed cores / its CPU workers."""
+    """--threads if given, 1 under --deterministic, else OMP_NUM_THREADS if set, else this machine's
+    allowed cores / its CPU workers."""
     if threads is not None and threads < 1:
         raise BadInput(f"--threads must be >= 1, got {threads}")
     if deterministic:
@@ -33,4 +35,7 @@ def resolve_threads(threads: int | None, workers: int = 1, deterministic: bool =
         return 1
     if threads is not None:
         return threads
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return max(1, allowed_cores() // max(1, workers))
