@@ -17,7 +17,7 @@ from PIL import Image
 from dataset_util import TINY, manifest_rows, nst, picture, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_RUN_MISMATCH, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED
 
-BATCHED = [*TINY, "--set", "batch_size=2"]  # the shared run optimises two samples at a time
+BATCHED = [*TINY, "--set", "batch_size=2", "--deterministic"]  # two samples at a time; one thread per worker
 
 
 @pytest.fixture(scope="module")
