@@ -24,8 +24,10 @@ import typer
 from pipeline.cli.app import app, fail
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, BadInput, NSTError
 from pipeline.io.atomic import atomic_write_text
+from pipeline.resources import data_dir
 
-SLURM_DIR = Path(__file__).resolve().parents[2] / "slurm"
+SLURM_DIR = data_dir("slurm")  # the job scripts: slurm/ in a checkout, package data in a wheel
+
 
 def _option_value(args: list[str], name: str) -> str | None:
     for i, a in enumerate(args):

@@ -82,3 +82,14 @@ def test_installed_nst_one_and_stylize_from_any_folder(installed, tmp_path):
     with tarfile.open(next((work / "run" / "shards").glob("*.tar"))) as tf:
         assert sum(name.endswith(".png") for name in tf.getnames()) == 2
     _run([nst, "verify", "run"], env=env, cwd=work)
+
+
+def test_installed_submit_uses_the_packaged_job_script(installed, tmp_path):
+    bin_dir, env, purelib = installed
+    (tmp_path / "photos").mkdir()
+    make_image((48, 40), 0, "content").save(tmp_path / "photos" / "a.png")
+    make_image((40, 40), 1, "style").save(tmp_path / "style.png")
+    r = _run([bin_dir / "nst", "submit", "photos", "--style", "style.png", "--out", "run", "--array", 2, "--dry-run",
+              "--size", 32], env=env, cwd=tmp_path)
+    assert str(purelib / "pipeline" / "slurm_jobs" / "array.sbatch") in r.stdout, r.stdout
+    assert (tmp_path / "run" / "run.json").is_file()
