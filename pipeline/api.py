@@ -96,13 +96,21 @@ def _bar(total: int, desc: str, show: bool):
     return progress, on_log
 
 
+def _sized(img: Image.Image, cfg) -> Image.Image:
+    """The input as the dataset tasks size it: longest side `size` (never upscaled unless asked)."""
+    from pipeline.io.images import resize, target_size
+
+    return resize(img, target_size(img.width, img.height, cfg.size, cfg.upscale, cfg.size_multiple))
+
+
 # ------------------------------------------------------------ one image
 
 def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: str = "auto",
                   threads: int | None = None, deterministic: bool = False, progress: bool = True,
                   on_snapshot=None, snapshot_every: int = 0, before_work=None):
     """(PIL image, RenderResult, backbone) of one Gatys optimisation under a built config.
-    Inputs and the memory estimate are checked first; then before_work() (e.g. make the output folder)."""
+    Inputs, the memory estimate and the thread options are checked first; then before_work() (e.g. make
+    the output folder) runs, then the optimisation."""
     from pipeline.engine.batching import check_fits
     from pipeline.io.images import to_pil
     from pipeline.methods.stylize import StyleTargets, StylizeJob, content_size, stylize_batch
@@ -116,9 +124,9 @@ def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: 
         raise BadInput(f"style_blend has {len(cfg.style_blend)} values but {len(style_imgs)} style images were given")
     check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], content_size(content_img, cfg),
                cfg.precision, cfg.lbfgs_history, 1, pick_device(device))
+    device, backbone = _prepare(cfg, device, threads, deterministic)
     if before_work is not None:
         before_work()
-    device, backbone = _prepare(cfg, device, threads, deterministic)
     bar, on_log = _bar(cfg.iterations, "stylize", progress)
     snap = None if on_snapshot is None else (lambda done, x: on_snapshot(done, to_pil(
         backbone.pre.to_pixels(x).clamp(0, 255))))
@@ -145,12 +153,11 @@ def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, devic
 def texture(source: ImageLike, *, device: str = "auto", threads: int | None = None, deterministic: bool = False,
             progress: bool = True, **settings) -> Image.Image:
     """A new texture with the Gram statistics of `source` (`width`/`height` set its size)."""
-    from pipeline.io.images import resize, target_size, to_pil
+    from pipeline.io.images import to_pil
     from pipeline.methods.texture import TextureConfig, synthesize
 
     cfg = config_for(TextureConfig, settings)
-    name, img = _image(source, "source")
-    img = resize(img, target_size(img.width, img.height, cfg.size, True))
+    name, img = _image(source, "source")  # synthesize sizes it (longest side `size`)
     _, backbone = _prepare(cfg, device, threads, deterministic)
     bar, on_log = _bar(cfg.iterations, "texture", progress)
     try:
@@ -163,12 +170,12 @@ def texture(source: ImageLike, *, device: str = "auto", threads: int | None = No
 def invert(image: ImageLike, *, device: str = "auto", threads: int | None = None, deterministic: bool = False,
            progress: bool = True, **settings) -> dict[str, Image.Image]:
     """{layer: the image reconstructed from that layer's activations}, shallow to deep."""
-    from pipeline.io.images import resize, target_size, to_pil, to_tensor
+    from pipeline.io.images import to_pil, to_tensor
     from pipeline.methods.invert import InvertConfig, reconstruct
 
     cfg = config_for(InvertConfig, settings)
     _, img = _image(image, "image")
-    pixels = to_tensor(resize(img, target_size(img.width, img.height, cfg.size, cfg.upscale)))
+    pixels = to_tensor(_sized(img, cfg))
     _, backbone = _prepare(cfg, device, threads, deterministic)
     out = {}
     for layer in cfg.invert_layers:
@@ -183,12 +190,12 @@ def invert(image: ImageLike, *, device: str = "auto", threads: int | None = None
 def dream(image: ImageLike, *, device: str = "auto", threads: int | None = None, deterministic: bool = False,
           progress: bool = True, **settings) -> Image.Image | list[Image.Image]:
     """DeepDream of `image`; with zoom_frames > 0, the list of frames."""
-    from pipeline.io.images import resize, target_size, to_pil, to_tensor
+    from pipeline.io.images import to_pil, to_tensor
     from pipeline.methods.dream import DreamConfig, dream_frames
 
     cfg = config_for(DreamConfig, settings)
     _, img = _image(image, "image")
-    pixels = to_tensor(resize(img, target_size(img.width, img.height, cfg.size, cfg.upscale)))
+    pixels = to_tensor(_sized(img, cfg))
     _, backbone = _prepare(cfg, device, threads, deterministic)
     bar, on_log = _bar(cfg.iterations * cfg.octaves * (1 + cfg.zoom_frames), "dream", progress)
     done = [0]
