@@ -33,26 +33,43 @@ def _run(cmd, **kw):
     return r
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """(venv bin folder, environment) of a venv holding only the freshly built wheel."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"
-    shutil.copytree(ROOT, src, ignore=SKIP, symlinks=True)
-    dist = tmp / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, src])
-    wheel = next(dist.glob("nst_pipeline-*.whl"))
-    env_dir = tmp / "venv"
-    venv.create(env_dir, with_pip=False, symlinks=True)
-    bin_dir = env_dir / "bin"
+def _fresh_venv(where: Path, what) -> tuple[Path, dict, Path]:
+    """(bin folder, environment, site-packages) of a new venv where `what` (a wheel or a source
+    folder) is installed without its dependencies; those come from this environment through a .pth."""
+    venv.create(where, with_pip=False, symlinks=True)
+    bin_dir = where / "bin"
     purelib = Path(_run([bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
                         ).stdout.strip())
     (purelib / "shared_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")  # torch & co., no download
     _run([sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "-q", "--no-index", "--no-deps",
-          wheel])
+          "--no-build-isolation", what])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS="1", PATH=f"{bin_dir}{os.pathsep}{env['PATH']}")
     return bin_dir, env, purelib
+
+
+def _source_copy(tmp: Path) -> Path:
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=SKIP, symlinks=True)
+    return src
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(bin folder, environment, site-packages) of a venv holding only the freshly built wheel."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    dist = tmp / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist,
+          _source_copy(tmp)])
+    return _fresh_venv(tmp / "venv", next(dist.glob("nst_pipeline-*.whl")))
+
+
+def test_pip_install_of_the_source_folder_works_too(tmp_path):
+    bin_dir, env, purelib = _fresh_venv(tmp_path / "venv", _source_copy(tmp_path))  # `pip install .`, not -e
+    out = _run([bin_dir / "python", "-c", "import pipeline; print(pipeline.__file__)"], env=env, cwd=tmp_path)
+    assert out.stdout.strip() == str(purelib / "pipeline" / "__init__.py")
+    r = _run([bin_dir / "nst", "presets"], env=env, cwd=tmp_path)
+    assert r.stdout.split()[0] == "default" and str(purelib / "pipeline" / "configs") in r.stdout
 
 
 def test_wheel_carries_presets_and_job_scripts(installed):
