@@ -19,7 +19,6 @@ from pipeline.config import Pooling, StyleConfig
 from pipeline.engine.loop import RenderResult, render
 from pipeline.engine.objectives import Style, Sum, TotalVariation
 from pipeline.engine.precision import resolve_precision
-from pipeline.errors import BadInput
 from pipeline.models.vgg import Backbone
 from pipeline.schema import Int, Layers, NonNegative, PositiveInt, Weights
 from pipeline.methods.stylize import StyleTargets

@@ -13,7 +13,6 @@ import pipeline as nst
 from pipeline.errors import BadInput
 from tests.conftest import ROOT, make_image
 
-pytestmark = pytest.mark.slow
 
 TINY = {"size": 32, "iterations": 3, "progress": False, "device": "cpu"}
 

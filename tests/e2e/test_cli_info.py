@@ -4,12 +4,9 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import pipeline
 from pipeline.config import describe_preset, preset_names
 
-pytestmark = pytest.mark.slow
 NST = os.path.join(os.path.dirname(sys.executable), "nst")
 
 

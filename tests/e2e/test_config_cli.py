@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow
 
 
 def nst(*args, cwd=None):

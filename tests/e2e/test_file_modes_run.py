@@ -5,11 +5,7 @@ import stat
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import make_image
-
-pytestmark = pytest.mark.slow
 
 
 def _mode(path) -> int:

@@ -21,7 +21,6 @@ from PIL import Image
 
 from tests.conftest import ROOT, make_image
 
-pytestmark = pytest.mark.slow
 
 SKIP = shutil.ignore_patterns(".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
                               ".whl", ".carry")

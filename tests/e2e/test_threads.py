@@ -4,11 +4,7 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from dataset_util import NST, TINY, manifest_rows, picture
-
-pytestmark = pytest.mark.slow
 
 
 def _run(tmp_path, name, *args, cores=None):
