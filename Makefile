@@ -92,4 +92,4 @@ bench: install
 	$(BIN)/nst bench $(BENCH_COMPILE_ARGS) --save benchmarks/results/cpu-avg-compile.json --markdown BENCHMARKS.md
 
 clean:
-	rm -rf runs build *.egg-info
+	rm -rf runs build dist *.egg-info

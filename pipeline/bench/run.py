@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.bench.flops import deepest, flops_per_evaluation
-from pipeline.config import StyleConfig
+from pipeline.config import StyleConfig, build_config
 from pipeline.engine.loop import RenderOptions, evaluate, logging_step, render
 from pipeline.engine.objectives import gram
 from pipeline.engine.optim import make_optimizer
@@ -422,9 +422,9 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
     device = torch.device(opts.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the pipeline's Backbone sets it on CUDA
+    cfg = build_config(StyleConfig, preset=None, overrides={  # the schema refuses a bad value in one line
+        "size": opts.size, "iterations": opts.iterations, "lbfgs_history": opts.history, "pooling": opts.pooling})
     net, pre, weights_label = load_network(opts, device)
-    cfg = StyleConfig(size=opts.size, iterations=opts.iterations, lbfgs_history=opts.history,
-                      pooling=opts.pooling).validate()
     n_ref = opts.reference_images or max(opts.batch_sizes)
     n_max = max([n_ref, *opts.batch_sizes])
     work = Workload(net, pre, cfg, n_max, opts.size, device)

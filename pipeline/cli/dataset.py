@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import app, fail
+from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
 from pipeline.errors import EXIT_OK, EXIT_VERIFY_FAILED, NSTError
 
 
@@ -32,8 +32,8 @@ def stylize(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out"),
     lease_ttl: float = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over"),
-    threads: int = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical "
-                                        "across --devices; use --devices to occupy more cores)"),
+    threads: Optional[int] = THREADS,
+    deterministic: bool = DETERMINISTIC,
     progress: bool = typer.Option(True, help="Show per-worker progress bars"),
     overlap: bool = typer.Option(True, help="Decode the next batch and encode/write finished samples in "
                                             "background threads while the device computes (--no-overlap: "
@@ -48,13 +48,14 @@ def stylize(
     try:
         opts = RunOptions.pick(locals()).validate()
         cfg = api.method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
-        task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order)
+        task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order,
+                               device=device)
         if plan_only:
             plan = api.plan_dataset(task, out, shard_size, overwrite=overwrite)
             typer.echo(f"nst: run plan {plan.root / 'run.json'}: {len(plan.data['samples'])} samples "
                        f"in {len(plan.shards)} shards")
             raise typer.Exit(EXIT_OK)
-        code = api.run_dataset(task, opts)
+        code = api.execute_run(task, opts)
     except NSTError as exc:
         fail(exc)
     raise typer.Exit(code)

@@ -20,7 +20,8 @@ from pipeline.io.atomic import atomic_write_bytes
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB (16-bit and float scaled, palettes expanded, alpha on white)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if arr.max() > 255 else 255.0
@@ -42,7 +43,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
         img = Image.open(io.BytesIO(data))
         img.load()
         img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        return to_rgb(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DecodeError(f"cannot decode image {name!r}: {exc}".splitlines()[0])
 

@@ -25,6 +25,7 @@ from pipeline.engine.transforms import Robustness
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer, layer_width
 from pipeline.models.weights import BACKBONES
+from pipeline.schema import Int, NonNegative, NonNegativeInt, Positive, PositiveInt, choice
 
 CHANNEL_OBJECTIVES = ("mean", "neuron")
 CLASSIFIER = "efficientnet-lite0"
@@ -57,31 +58,31 @@ class ImagineConfig(StyleConfig):
 
     network: str | None = None
     classes: list = field(default_factory=list)
-    per_class: int = 1
+    per_class: PositiveInt = 1
     layer: str | None = None
     channels: str | list | None = None
-    channel_objective: str = "mean"      # mean over the map, or the neuron at its centre
+    channel_objective: choice("mean", "neuron") = "mean"      # mean over the map, or the neuron at its centre
     param: str = "fourier"
-    decay: float = 1.25
+    decay: NonNegative = 1.25
     decorrelate: bool = True
     mapping: str = "sigmoid"
-    init_std: float = 0.01
-    pad: int = 12
-    jitter: int = 8
-    scale: float = 0.2
-    rotate: float = 10.0
-    blur: float = 1.0
-    tv_weight: float = 0.0
-    diversity_weight: float = 0.0
+    init_std: NonNegative = 0.01
+    pad: NonNegativeInt = 12
+    jitter: NonNegativeInt = 8
+    scale: NonNegative = 0.2
+    rotate: NonNegative = 10.0
+    blur: NonNegative = 1.0
+    tv_weight: NonNegative = 0.0
+    diversity_weight: NonNegative = 0.0
     diversity_layer: str | None = None
-    octaves: int = 2
-    octave_scale: float = 1.4
+    octaves: PositiveInt = 2
+    octave_scale: Positive = 1.4
     optimizer: str = "adam"
-    learning_rate: float = 0.05
-    iterations: int = 200
-    size: int = 224
+    learning_rate: Positive = 0.05
+    iterations: PositiveInt = 200
+    size: Int(ge=16) = 224
     precision: str = "fp32"
-    content_weight: float = 0.0
+    content_weight: NonNegative = 0.0
 
     def validate(self) -> "ImagineConfig":
         if bool(self.classes) == (self.layer is not None):

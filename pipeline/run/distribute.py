@@ -53,7 +53,7 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
         def on_predict_start(self) -> None:
             world = self.trainer.world_size
             if self.device.type == "cpu":
-                # a fixed per-process thread count keeps CPU outputs byte-identical across --devices
+                # run/threads.py: the allowed cores by default, one under --deterministic
                 torch.set_num_threads(max(1, threads))
             device = str(self.device) if self.device.type != "cuda" else f"cuda:{self.device.index or 0}"
             self.worker = Worker(plan, task, WorkerOptions(

@@ -12,14 +12,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import __version__
 from pipeline.errors import BadInput, RunMismatch
-from pipeline.io.atomic import atomic_write_text, fsync_dir
+from pipeline.io.atomic import atomic_write_text, fsync_dir, make_dir, temp_beside
 from pipeline.io.shards import ShardPaths
 from pipeline.run.task import Sample, Task, number
 from pipeline.io.hashing import sha256_file
@@ -273,10 +272,10 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False,
             raise RunMismatch(f"{str(root)!r} holds a different run: " + ", ".join(diffs)
                               + f"; use another --out, or --overwrite to discard the old run{hint}")
         return RunPlan(root, previous)
-    root.mkdir(parents=True, exist_ok=True)
+    make_dir(root, "run folder")
     for d in RUN_SUBDIRS:
         (root / d).mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".run.json.", suffix=".tmp", dir=root)
+    fd, tmp = temp_beside(path)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.flush()

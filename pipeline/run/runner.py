@@ -19,6 +19,7 @@ from pipeline.run.plan import open_run
 from pipeline.run.status import format_table, summarize, write_shardindex
 from pipeline.run.stop import stop_reason, stop_requested
 from pipeline.run.task import Task
+from pipeline.run.threads import resolve_threads
 from pipeline.run.worker import WorkerOptions
 
 
@@ -34,7 +35,8 @@ class RunOptions:
     retry_failed: bool = False
     lease_ttl: float = 600.0
     progress: bool = True
-    threads: int = 1              # torch threads per CPU worker process
+    threads: int | None = None    # torch threads per CPU worker process (None: run/threads.py decides)
+    deterministic: bool = False   # one thread per CPU worker: byte-identical outputs, slower
     overlap: bool = True          # decode/encode/write in background threads (--no-overlap, NST_OVERLAP=0)
 
     @classmethod
@@ -45,8 +47,7 @@ class RunOptions:
     def validate(self) -> "RunOptions":
         if self.devices < 1:
             raise BadInput(f"--devices must be >= 1, got {self.devices}")
-        if self.threads < 1:
-            raise BadInput(f"--threads must be >= 1, got {self.threads}")
+        resolve_threads(self.threads, self.devices, self.deterministic)  # refuses --threads 0, or N with --deterministic
         if self.lease_ttl <= 0:
             raise BadInput(f"--lease-ttl must be > 0 seconds, got {self.lease_ttl}")
         return self
@@ -79,6 +80,7 @@ def execute(task: Task, opts: RunOptions) -> int:
     """Run (or resume) `task` into opts.out; returns the process exit status."""
     opts.validate()
     accelerator = _accelerator(opts.device)
+    threads = resolve_threads(opts.threads, opts.devices if accelerator == "cpu" else 1, opts.deterministic)
     plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
                     retry_failed=opts.retry_failed)
     from pipeline.run.distribute import run_predict
@@ -90,7 +92,7 @@ def execute(task: Task, opts: RunOptions) -> int:
         retry_id = os.environ["NST_RETRY_ID"]
     wopts = WorkerOptions(retry_failed=opts.retry_failed, retry_id=retry_id, lease_ttl=opts.lease_ttl,
                           progress=opts.progress, overlap=opts.overlap)
-    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, opts.threads)
+    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, threads)
     if stop_requested():
         print(f"nst: stopped ({stop_reason()}); finished samples are saved, rerun the same command to resume",
               file=sys.stderr)

@@ -21,6 +21,12 @@ from pipeline.run.stop import stop_requested
 from pipeline.run.task import OK, Sample, SampleResult, Task, failed, resolve_members
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 @dataclass
 class WorkerOptions:
     rank: int = 0
@@ -211,7 +217,8 @@ class Worker:
             "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.source,
             "styles": list(sample.styles), "seed": sample.seed, "status": result.status,
             "error": result.error or "", "outputs": outputs, "attempt": attempt,
-            "worker": {"rank": self.opts.rank, "host": HOST, "pid": os.getpid(), "device": self.opts.device},
+            "worker": {"rank": self.opts.rank, "host": HOST, "pid": os.getpid(), "device": self.opts.device,
+                       "threads": _threads()},  # CPU outputs depend on it (run/threads.py)
             "started_at": round(started, 3), "finished_at": round(time.time(), 3),
         })
         if sample.extra:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from pipeline.errors import BadInput
 from pipeline.io.atomic import atomic_write_text
+from pipeline.resources import data_dir
 
-SLURM_DIR = Path(__file__).resolve().parents[2] / "slurm"
+SLURM_DIR = data_dir("slurm")  # the job scripts: slurm/ in a checkout, package data in a wheel
 
 
 @dataclass

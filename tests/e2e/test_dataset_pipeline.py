@@ -17,7 +17,7 @@ from PIL import Image
 from dataset_util import TINY, manifest_rows, nst, picture, pictures_and_style, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_RUN_MISMATCH, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED
 
-BATCHED = [*TINY, "--set", "batch_size=2"]  # the shared run optimises two samples at a time
+BATCHED = [*TINY, "--set", "batch_size=2", "--deterministic"]  # two samples at a time; one thread per worker
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +168,9 @@ def test_readme_webdataset_snippet_runs(two_worker_run):
 
     out, _ = two_worker_run
     doc = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    snippet = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
-    assert 'OUT = "runs/stylize"' in snippet
+    snippets = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if 'OUT = "runs/stylize"' in b]
+    assert len(snippets) == 1
+    snippet = snippets[0]
     code = snippet.replace('OUT = "runs/stylize"', f"OUT = {str(out)!r}")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
