@@ -115,15 +115,6 @@ class ImagineConfig(StyleConfig):
         for name, choices in (("param", PARAMS), ("mapping", MAPPINGS), ("channel_objective", CHANNEL_OBJECTIVES)):
             if getattr(self, name) not in choices:
                 raise BadInput(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        for name in ("per_class", "octaves"):
-            self._positive_int(name)
-        for name in ("pad", "jitter"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise BadInput(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("decay", "init_std", "rotate", "blur", "tv_weight", "diversity_weight"):
-            if float(getattr(self, name)) < 0:
-                raise BadInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.scale) < 1.0:
             raise BadInput(f"scale must be in [0, 1), got {self.scale!r}")
         if float(self.octave_scale) <= 1.0:
