@@ -81,7 +81,12 @@ def _card(row: dict, out: Path, reader: TarMembers) -> dict:
     thumbs = out / "thumbs"
     source = row.get("source")
     styles = row.get("styles") or []
-    made = sample_output(row, reader, out)
+    try:
+        made = sample_output(row, reader, out)
+    except (OSError, KeyError, ValueError) as exc:  # replaced or damaged since it was committed
+        made, problem = None, f"output unreadable: {exc}"
+    else:
+        problem = None
     content = thumb_from_file(source, thumbs) if source else None
     style = thumb_from_file(styles[0], thumbs) if styles else None
     rel = lambda p: None if p is None else os.path.relpath(p, out)  # noqa: E731
@@ -90,7 +95,7 @@ def _card(row: dict, out: Path, reader: TarMembers) -> dict:
             "thumb": rel(made[0]) if made else None, "full": rel(made[1]) if made else None,
             "loss": final_loss(row), "seconds": row.get("seconds"), "device": device_label(row),
             "source_name": Path(source or (styles[0] if styles else "")).name,
-            "source_title": source or ", ".join(styles)}
+            "source_title": source or ", ".join(styles), "problem": problem}
 
 
 def make_report(opts: ReportOptions) -> ReportResult:

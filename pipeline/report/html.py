@@ -104,7 +104,7 @@ def contact_sheet(cards: list[dict], n_ok: int, seed: int) -> str:
     for c in cards:
         figs = [_img(c["content"], "no content" if c["content_path"] is None else "content unreadable", "content"),
                 _img(c["style"], "no style" if c["style_path"] is None else "style unreadable", "style"),
-                _img(c["thumb"], "no image output", "output", c["full"])]
+                _img(c["thumb"], c["problem"] or "no image output", "output", c["full"])]
         meta = " · ".join(x for x in (f"loss {_num(c['loss'])}" if c["loss"] is not None else "",
                                       f"{_num(c['seconds'])} s" if c["seconds"] is not None else "",
                                       escape(c["device"])) if x)

@@ -13,7 +13,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pipeline.io.atomic import atomic_write_bytes
 from pipeline.io.shards import tar_members
@@ -73,17 +73,17 @@ def thumb_from_bytes(data: bytes, dest: Path, side: int = THUMB_SIDE) -> Path:
 
 
 def thumb_from_file(path: str, thumbs: Path, side: int = THUMB_SIDE) -> Path | None:
-    """Thumbnail of an input file (content or style), named by its path; None if it cannot be read."""
-    from pipeline.io.images import load_image
-
+    """Thumbnail of an input file (content or style), named by its path; None if it cannot be read.
+    Decoded with PIL alone (EXIF orientation applied): pipeline.io.images would import torch."""
     dest = thumbs / f"in-{hashlib.sha1(path.encode()).hexdigest()[:16]}.jpg"
     if dest.exists():
         return dest
     try:
-        img = load_image(path)
+        with Image.open(path) as img:
+            data = _encode_thumb(ImageOps.exif_transpose(img), side)
     except Exception:  # noqa: BLE001 - a moved or broken input shows as text in the report
         return None
-    atomic_write_bytes(dest, _encode_thumb(img, side), durable=False)
+    atomic_write_bytes(dest, data, durable=False)
     return dest
 
 
