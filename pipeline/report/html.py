@@ -47,7 +47,7 @@ def _num(v) -> str:
 def _img(rel: str | None, alt: str, caption: str, link: str | None = None) -> str:
     if rel is None:
         return f'<figure><div class="missing">{escape(alt)}</div><figcaption>{escape(caption)}</figcaption></figure>'
-    img = f'<img src="{escape(rel)}" alt="{escape(alt)}" loading="lazy">'
+    img = f'<img src="{escape(rel)}" alt="{escape(alt)}">'
     if link:
         img = f'<a href="{escape(link)}">{img}</a>'
     return f"<figure>{img}<figcaption>{escape(caption)}</figcaption></figure>"
