@@ -114,3 +114,19 @@ def test_report_of_other_methods(tmp_path, method, args, member):
 def test_report_bad_input(tmp_path):
     r = nst("report", tmp_path / "nothing")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "run.json not found" in r.stderr
+
+
+def test_report_of_visualize_shows_the_layer_grids(tmp_path):
+    data = tmp_path / "data"
+    for i in range(2):
+        picture(data / f"p{i}.png", (40, 32), seed=20 + i)
+    run = tmp_path / "run"
+    r = nst("visualize", data, "--out", run, "--size", 32, "--set", "vis_layers=block1_conv1",
+            "--set", "grid_filters=2", "--set", "cell=24", "--no-progress", "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    index, rep = report(run)
+    page = index.read_text()
+    assert rep["figures"]["ok"] == 2 and "Layer grids" in page and "no image output" in page
+    full = index.parent / "full" / "grid-block1_conv1.png"
+    assert full.read_bytes() == (run / "visualize" / "block1_conv1.png").read_bytes()
+    assert f'href="full/{full.name}"' in page
