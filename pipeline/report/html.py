@@ -130,6 +130,7 @@ def page(info: dict, plots: list[str], plot_notes: list[str], failures_html: str
             f"<meta name=\"viewport\" content=\"width=device-width\"><style>{CSS}</style>"
             f"<link rel=\"icon\" href=\"data:,\"></head><body>"
             f"<h1>{escape(title)}</h1><p>made {_when(info['made_at'])} by nst {escape(info['version'])}</p>"
-            f"{header(info)}<h2>Plots</h2><div class=\"plots\">{plot_html}</div>{notes}{failures_html}"
+            f"{header(info)}<h2>Plots</h2><p>committed shards only (as are the failures and the contact sheet)</p>"
+            f"<div class=\"plots\">{plot_html}</div>{notes}{failures_html}"
             f"{grid_html}{sheet_html}<h2>Config</h2><details><summary>effective configuration</summary>"
             f"<pre>{config}</pre></details></body></html>")
