@@ -10,11 +10,15 @@ from pathlib import Path
 from dataset_util import ENV, NST, TINY, nst, picture
 
 
+def tiny_dataset(base: Path, n: int) -> tuple[Path, Path]:
+    """n tiny contents in base/data and one style."""
+    for i in range(n):
+        picture(base / "data" / f"c{i}.png", (40, 32), seed=i)
+    return base / "data", picture(base / "style.png", (32, 32), seed=9)
+
+
 def test_status_watch_follows_a_run_to_completion(tmp_path):
-    data = tmp_path / "data"
-    for i in range(6):
-        picture(data / f"c{i}.png", (40, 32), seed=i)
-    style = picture(tmp_path / "style.png", (32, 32), seed=9)
+    data, style = tiny_dataset(tmp_path, 6)
     out = tmp_path / "run"
     run = subprocess.Popen([NST, "stylize", data, "--style", style, "--out", out, "--shard-size", 2,
                             "--set", "batch_size=1", "--size", "32", "--iterations", "20", "--no-progress",
@@ -37,10 +41,7 @@ def test_status_watch_follows_a_run_to_completion(tmp_path):
 
 
 def test_plan_only_prints_the_estimate_from_a_benchmark_then_from_the_run(tmp_path):
-    data = tmp_path / "data"
-    for i in range(3):
-        picture(data / f"c{i}.png", (40, 32), seed=i)
-    style = picture(tmp_path / "style.png", (32, 32), seed=9)
+    data, style = tiny_dataset(tmp_path, 3)
     out = tmp_path / "run"
     args = ["stylize", data, "--style", style, "--out", out, *TINY]
     planned = nst(*args, "--plan-only")
