@@ -21,7 +21,8 @@ from pipeline.io.atomic import atomic_write_text
 from pipeline.report import html, plots
 from pipeline.report.collect import device_label, failures, figures, final_loss, read_run, retry_input
 from pipeline.report.sample import sample_rows
-from pipeline.report.thumbs import TarMembers, copy_file, sample_output, thumb_from_file
+from pipeline.report.thumbs import TarMembers, copy_file, sample_output, sample_record, thumb_from_bytes, \
+    thumb_from_file
 from pipeline.run.task import OK
 
 CONFIG_SUMMARY_KEYS = ("size", "iterations", "optimizer", "init", "pooling", "precision", "network",
@@ -83,8 +84,9 @@ def _card(row: dict, out: Path, reader: TarMembers) -> dict:
     styles = row.get("styles") or []
     try:
         made = sample_output(row, reader, out)
+        record = sample_record(row, reader, out) or {}
     except (OSError, KeyError, ValueError) as exc:  # replaced or damaged since it was committed
-        made, problem = None, f"output unreadable: {exc}"
+        made, record, problem = None, {}, f"output unreadable: {exc}"
     else:
         problem = None
     content = thumb_from_file(source, thumbs) if source else None
@@ -95,7 +97,8 @@ def _card(row: dict, out: Path, reader: TarMembers) -> dict:
             "thumb": rel(made[0]) if made else None, "full": rel(made[1]) if made else None,
             "loss": final_loss(row), "seconds": row.get("seconds"), "device": device_label(row),
             "source_name": Path(source or (styles[0] if styles else "")).name,
-            "source_title": source or ", ".join(styles), "problem": problem}
+            "source_title": source or ", ".join(styles), "problem": problem,
+            "curve": record.get("loss_curve")}
 
 
 def make_report(opts: ReportOptions) -> ReportResult:
@@ -119,7 +122,8 @@ def make_report(opts: ReportOptions) -> ReportResult:
     for r in ok_rows:
         if isinstance(r.get("seconds"), (int, float)):
             per_device[device_label(r)].append(float(r["seconds"]))
-    curves = {r["key"]: [v for _, v in r["loss_curve"]] for r in chosen[:6] if r.get("loss_curve")}
+    curves = {c["key"]: c["curve"] for c in cards if c["curve"]}
+    curves = dict(list(curves.items())[:6])
     for made in (plots.loss_histogram(losses, "loss", out / "plots" / "loss.svg"),
                  plots.seconds_histogram(per_device, out / "plots" / "seconds.svg"),
                  plots.loss_curves(curves, out / "plots" / "curves.svg")):
@@ -145,8 +149,6 @@ def make_report(opts: ReportOptions) -> ReportResult:
         thumb = out / "thumbs" / f"grid-{grid.stem}.jpg"
         if thumb.exists() and thumb.stat().st_mtime < full.stat().st_mtime:
             thumb.unlink()
-        from pipeline.report.thumbs import thumb_from_bytes
-
         thumb_from_bytes(full.read_bytes(), thumb, side=1200)
         grids.append((grid.stem, os.path.relpath(thumb, out), os.path.relpath(full, out)))
 

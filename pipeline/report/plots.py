@@ -53,16 +53,16 @@ def seconds_histogram(by_device: dict[str, list[float]], path: Path) -> Path | N
     return _save(fig, path)
 
 
-def loss_curves(curves: dict[str, list[float]], path: Path) -> Path | None:
-    """Loss against evaluation for a few sampled samples (key -> values)."""
+def loss_curves(curves: dict[str, list], path: Path) -> Path | None:
+    """Loss against evaluation for a few sampled samples (key -> [[evaluation, loss], ...])."""
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(4.6, 2.6))
-    for key, values in curves.items():
-        ax.plot(range(1, len(values) + 1), values, label=key)
-    if all(v > 0 for vs in curves.values() for v in vs):
+    for key, points in curves.items():
+        ax.plot([e for e, _ in points], [v for _, v in points], label=key, marker=".")
+    if all(v > 0 for points in curves.values() for _, v in points):
         ax.set_yscale("log")
-    ax.set_xlabel("evaluation (logged)")
+    ax.set_xlabel("evaluation")
     ax.set_ylabel("loss")
     ax.set_title("loss curves (sampled)")
     ax.legend(fontsize=7)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -103,6 +104,21 @@ def sample_output(row: dict, reader: TarMembers, out: Path) -> tuple[Path, Path]
     if not full.exists():
         atomic_write_bytes(full, data, durable=False)
     return thumb_from_bytes(data, thumb), full
+
+
+def sample_record(row: dict, reader: TarMembers, out: Path) -> dict | None:
+    """A sampled row's `{key}.json` member (its full record: loss curve where one was recorded),
+    kept beside the full output so a second report does not read the tar again."""
+    meta = (row.get("outputs") or {}).get("json")
+    if meta is None:
+        return None
+    dest = out / "full" / f"{row['key']}-{meta['sha256'][:12]}.json"
+    if not dest.exists():
+        data = reader.read(row["shard"], f"{row['key']}.json")
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise ValueError(f"{row['shard']}.tar: member {row['key']}.json does not match its manifest sha256")
+        atomic_write_bytes(dest, data, durable=False)
+    return json.loads(dest.read_text())
 
 
 def copy_file(src: Path, dest: Path) -> Path:
