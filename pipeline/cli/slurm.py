@@ -172,7 +172,8 @@ def submit(
                      if a != "--devices" and not a.startswith("--devices=")
                      and not (i > 0 and worker_extra[i - 1] == "--devices")]
         # 1. the plan: same code path as `nst stylize`, so inputs and run identity are checked here
-        plan_cmd = [python, "-m", "pipeline.cli", "stylize", *base, *extra, "--plan-only"]
+        plan_cmd = [python, "-m", "pipeline.cli", "stylize", *base, *extra, "--plan-only",
+                    *(["--device", "cuda"] if gpus else [])]  # the cost estimate is for the job's devices
         res = subprocess.run(plan_cmd, capture_output=True, text=True)
         if res.returncode != 0:
             sys.stderr.write(res.stderr)

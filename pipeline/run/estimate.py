@@ -19,7 +19,7 @@ from typing import Callable
 from pipeline.run.plan import RunPlan
 from pipeline.run.task import OK, Sample
 
-BENCH_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+BENCH_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 HEADER_SAMPLE = 2000  # working sizes are read from at most this many image headers, evenly spaced
 
 
@@ -61,7 +61,7 @@ class Estimate:
 
 
 def _done_rows(plan: RunPlan) -> list[dict]:
-    from pipeline.run.state import collect
+    from pipeline.run.shard_state import collect
 
     return [r for s in collect(plan) for r in s.rows.values()]
 

@@ -20,7 +20,7 @@ def tiny_dataset(base: Path, n: int) -> tuple[Path, Path]:
 def test_status_watch_follows_a_run_to_completion(tmp_path):
     data, style = tiny_dataset(tmp_path, 6)
     out = tmp_path / "run"
-    run = subprocess.Popen([NST, "stylize", data, "--style", style, "--out", out, "--shard-size", 2,
+    run = subprocess.Popen([NST, "stylize", data, "--style", style, "--out", out, "--shard-size", "2",
                             "--set", "batch_size=1", "--size", "32", "--iterations", "20", "--no-progress",
                             "--device", "cpu"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -48,7 +48,7 @@ def test_plan_only_prints_the_estimate_from_a_benchmark_then_from_the_run(tmp_pa
     assert planned.returncode == 0, planned.stderr
     assert "estimate   3 samples, 3 pending; 6 evaluations each; working sizes 32x26 (3)" in planned.stdout
     assert "cpu: " in planned.stdout and "device-hours" in planned.stdout
-    assert "from benchmark record bench/results/cpu" in planned.stdout
+    assert "from benchmark record benchmarks/results/cpu" in planned.stdout
     assert nst(*args).returncode == 0
     again = nst(*args, "--plan-only")
     assert "3 samples, 0 pending" in again.stdout and "this run's measured rate (3 samples on cpu)" in again.stdout
