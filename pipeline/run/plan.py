@@ -25,7 +25,7 @@ from pipeline.io.hashing import sha256_file
 
 FORMAT = "nst-run-v1"
 RUN_SUBDIRS = ("shards", "manifests", "commits", "work", "leases")
-RUN_FILES = ("run.json", "shardindex.json", "summary.json")
+RUN_FILES = ("run.json", "shardindex.json", "summary.json", "launches.jsonl")
 IDENTITY_FIELDS = ("task", "package_version", "config_hash", "inputs_hash", "weights_digest", "seed",
                    "shard_size", "plan_hash")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
 from pipeline.io.atomic import atomic_write_text
+from pipeline.run.launches import record_launch
 from pipeline.run.plan import open_run
 from pipeline.run.status import format_table, summarize, write_shardindex
 from pipeline.run.stop import stop_reason, stop_requested
@@ -83,6 +84,8 @@ def execute(task: Task, opts: RunOptions) -> int:
     threads = resolve_threads(opts.threads, opts.devices if accelerator == "cpu" else 1, opts.deterministic)
     plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
                     retry_failed=opts.retry_failed)
+    if not secondary_rank():
+        record_launch(plan.root, opts.devices, accelerator)
     from pipeline.run.distribute import run_predict
 
     retry_id = None

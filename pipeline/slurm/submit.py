@@ -90,7 +90,8 @@ class SubmitOptions:
 
 def plan(o: SubmitOptions) -> subprocess.CompletedProcess:
     """Write DIR/run.json through `nst stylize --plan-only`; the caller shows its output or its error."""
-    plan_cmd = [o.python, "-m", "pipeline.cli", "stylize", *o.stylize_args(), *o.extra, "--plan-only"]
+    plan_cmd = [o.python, "-m", "pipeline.cli", "stylize", *o.stylize_args(), *o.extra, "--plan-only",
+                *(["--device", "cuda"] if o.gpus else [])]  # the cost estimate is for the job's devices
     return subprocess.run(plan_cmd, capture_output=True, text=True)
 
 
