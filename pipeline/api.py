@@ -89,15 +89,18 @@ def method_config(method: str, preset: str, overrides: dict | None = None, sets=
     return build_config(cls, preset=preset, sets=list(sets), overrides=overrides or {})
 
 
-def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: str = "one",
-                shard_order: str = "size"):
-    """The dataset Task of `method` over DATA (a directory, .txt, .csv or .jsonl) and/or style images."""
+def method_task(method: str, cfg, data: Path | str | None = None, styles=(), assign: str = "one",
+                shard_order: str = "size", styles_per_image: int = 1, label_from: str | None = None,
+                key_from: str | None = None):
+    """The dataset Task of `method` over DATA (a directory, .txt, .csv, .jsonl or webdataset tars)
+    and/or style images."""
     from pipeline.io.reader import read_data, read_styles
 
     if method == "stylize":
-        from pipeline.tasks.stylize import StylizeTask
+        from pipeline.tasks.stylize import PlanOptions, StylizeTask
 
-        return StylizeTask(cfg, read_data(data), read_styles(styles) if styles else [], assign, shard_order)
+        return StylizeTask(cfg, read_data(data, label_from), read_styles(styles) if styles else [], assign,
+                           shard_order, PlanOptions(assign, styles_per_image, key_from))
     if method == "texture":
         from pipeline.tasks.texture import TextureTask
 
@@ -113,11 +116,22 @@ def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: s
     return {"invert": InvertTask, "dream": DreamTask, "visualize": VisualizeTask}[method](cfg, read_data(data))
 
 
-def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False):
-    """Write (or check) OUT/run.json for `task` without running it; returns the RunPlan."""
+def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False, hash_inputs: bool = False):
+    """Write (or check) OUT/run.json and its per-shard sample files for `task` without running it."""
     from pipeline.run.plan import open_run
 
-    return open_run(out, task, shard_size, overwrite=overwrite)
+    return open_run(out, task, shard_size, overwrite=overwrite, hash_inputs=hash_inputs)
+
+
+def export_dataset(out: Path, to: Path, fmt: str = "folder", show_progress: bool = True) -> tuple[int, int]:
+    """`nst export`: a finished run's images as a folder tree mirroring the inputs; (written, already there)."""
+    from pipeline.errors import BadInput
+    from pipeline.run.export import FORMATS, export_folder
+    from pipeline.run.plan import load_run
+
+    if fmt not in FORMATS:
+        raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return export_folder(load_run(out), to, show_progress)
 
 
 def run_dataset(task, opts) -> int:

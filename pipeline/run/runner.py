@@ -36,6 +36,7 @@ class RunOptions:
     progress: bool = True
     threads: int = 1              # torch threads per CPU worker process
     overlap: bool = True          # decode/encode/write in background threads (--no-overlap, NST_OVERLAP=0)
+    hash_inputs: bool = False     # plan records each input's sha256 (else size + mtime; workers hash)
 
     @classmethod
     def pick(cls, values: dict) -> "RunOptions":
@@ -80,7 +81,8 @@ def execute(task: Task, opts: RunOptions) -> int:
     opts.validate()
     accelerator = _accelerator(opts.device)
     plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
-                    retry_failed=opts.retry_failed)
+                    retry_failed=opts.retry_failed, hash_inputs=opts.hash_inputs,
+                    check=not secondary_rank())  # rank 0 has just checked the inputs
     from pipeline.run.distribute import run_predict
 
     retry_id = None
