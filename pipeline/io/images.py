@@ -50,8 +50,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
 def read_input(path: str | os.PathLike) -> bytes:
     """The bytes of an input: a file, or a tar member reference (`pipeline.io.inputs.member_ref`),
     read by offset. Raises OSError (FileNotFoundError when it is missing)."""
-    from pipeline.io.inputs import parse_member_ref
-    from pipeline.io.tar_input import read_range
+    from pipeline.io.locations import parse_member_ref, read_range
 
     ref = parse_member_ref(str(path))
     if ref is not None:
@@ -62,7 +61,7 @@ def read_input(path: str | os.PathLike) -> bytes:
 
 def load_image(path: str | os.PathLike) -> Image.Image:
     """Read and decode an image file (or tar member) to RGB, or raise DecodeError naming the path."""
-    from pipeline.io.inputs import parse_member_ref
+    from pipeline.io.locations import parse_member_ref
 
     if parse_member_ref(str(path)) is not None:
         try:
@@ -85,7 +84,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) as `load_image` will return it (EXIF rotation applied), read from the
     header without decoding the pixels; None when the file cannot be read as an image."""
     try:
-        from pipeline.io.inputs import parse_member_ref
+        from pipeline.io.locations import parse_member_ref
 
         if parse_member_ref(str(path)) is not None:
             path = io.BytesIO(read_input(path))

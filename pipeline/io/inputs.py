@@ -13,19 +13,18 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from pipeline.errors import BadInput
 from pipeline.io.images import IMAGE_EXTENSIONS
+from pipeline.io.locations import member_ref, parse_member_ref  # noqa: F401 (part of this module's API)
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 KNOWN_COLUMNS = ("path", "style", "key")
-MEMBER_REF = re.compile(r"^(?P<tar>.+\.tar)#(?P<offset>\d+)\+(?P<length>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -40,16 +39,6 @@ class InputRow:
     columns: dict = field(default_factory=dict)          # extra CSV/JSONL columns
     label: str | None = None                             # class name (--label-from)
     passthrough: dict = field(default_factory=dict)      # tar: ext -> [offset, length]
-
-
-def member_ref(tar: str, offset: int, length: int) -> str:
-    return f"{tar}#{offset}+{length}"
-
-
-def parse_member_ref(path: str) -> tuple[str, int, int] | None:
-    """(tar, offset, length) if `path` names a tar member, else None."""
-    m = MEMBER_REF.match(str(path))
-    return (m["tar"], int(m["offset"]), int(m["length"])) if m else None
 
 
 def is_image_name(name: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from pipeline.errors import BadInput
 from pipeline.io.images import IMAGE_EXTENSIONS
+from pipeline.io.locations import read_range  # noqa: F401 (part of this module's API)
 
 PASSTHROUGH = ("json", "txt", "cls")   # input members copied into the output sample
 LOCATION_SEP = "#"                     # a tar sample's source: "SHARD.tar#MEMBER"
@@ -191,12 +192,3 @@ def members_of(path: Path) -> Iterator[tuple[str, int, int]]:
             for i, m in enumerate(regular):
                 if i >= done:
                     yield m.name, m.offset_data, m.size
-
-
-def read_range(path: str | Path, offset: int, length: int) -> bytes:
-    """Exactly `length` bytes at `offset` (a short read means the tar was truncated)."""
-    with open(path, "rb") as f:
-        data = os.pread(f.fileno(), length, offset)
-    if len(data) != length:
-        raise OSError(f"{path}: member at {offset} truncated ({len(data)} of {length} bytes)")
-    return data

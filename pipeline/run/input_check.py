@@ -20,7 +20,7 @@ def describe(sample: Sample) -> dict | None:
     if sample.source is None:
         return None
     from pipeline.io.images import read_input
-    from pipeline.io.inputs import parse_member_ref
+    from pipeline.io.locations import parse_member_ref
 
     ref = parse_member_ref(sample.source)
     try:

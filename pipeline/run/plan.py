@@ -79,7 +79,7 @@ class RunPlan:
             source = r["source"]
             if source is not None and r.get("offset") is not None:
                 tar, _, _member = source.partition("#")
-                from pipeline.io.inputs import member_ref
+                from pipeline.io.locations import member_ref
 
                 path = member_ref(os.path.join(root, tar), r["offset"], r["length"])
             else:
@@ -98,7 +98,7 @@ class RunPlan:
 
 def _rows(task: Task, seed: int) -> Iterator[dict]:
     """The task's plan as rows for the planner: numbered, seeded, relative, with the file to describe."""
-    from pipeline.io.inputs import parse_member_ref
+    from pipeline.io.locations import parse_member_ref
 
     last, last_text = None, ""
     for i, p in enumerate(task.plan()):

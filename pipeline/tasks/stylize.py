@@ -320,8 +320,7 @@ def passthrough_members(sample: Sample) -> tuple[dict[str, bytes], dict]:
         out["cls"] = str(sample.extra["class"]).encode()
     members = sample.extra.get("passthrough") or {}
     if members:
-        from pipeline.io.inputs import parse_member_ref
-        from pipeline.io.tar_input import read_range
+        from pipeline.io.locations import parse_member_ref, read_range
 
         tar = parse_member_ref(sample.source)[0]
         for ext, (offset, length) in sorted(members.items()):
