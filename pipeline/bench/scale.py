@@ -203,7 +203,8 @@ def run(scale: int, work: Path, cases: list[str], rows_10m: int, results: Path |
                              True, [])
         elif case == "list":
             data = make_list(work, n_files, scale)
-            row = bench_case(f"{scale:,} rows (CSV of {n_files:,} files)", data, style, work / "out-list", env,
+            row = bench_case(f"{scale:,} rows (CSV cycling over the square files among {n_files:,})", data, style,
+                             work / "out-list", env,
                              "input", True, [])
         elif case == "tars":
             data = make_tars(work, scale)
@@ -215,7 +216,8 @@ def run(scale: int, work: Path, cases: list[str], rows_10m: int, results: Path |
         record["rows"].append(row)
     if rows_10m:
         data = make_list(work, n_files, rows_10m)
-        row = bench_case(f"{rows_10m:,} rows (CSV of {n_files:,} files)", data, style, work / "out-10m", env,
+        row = bench_case(f"{rows_10m:,} rows (CSV cycling over the square files among {n_files:,})", data, style,
+                         work / "out-10m", env,
                          "input", False, [])
         print(json.dumps(row), flush=True)
         record["rows"].append(row)
