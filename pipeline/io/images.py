@@ -48,8 +48,27 @@ def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
         raise DecodeError(f"cannot decode image {name!r}: {exc}".splitlines()[0])
 
 
+def read_input(path: str | os.PathLike) -> bytes:
+    """The bytes of an input: a file, or a tar member reference (`pipeline.io.inputs.member_ref`),
+    read by offset. Raises OSError (FileNotFoundError when it is missing)."""
+    from pipeline.io.locations import parse_member_ref, read_range
+
+    ref = parse_member_ref(str(path))
+    if ref is not None:
+        return read_range(*ref)
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Read and decode an image file to RGB, or raise DecodeError naming the path."""
+    """Read and decode an image file (or tar member) to RGB, or raise DecodeError naming the path."""
+    from pipeline.io.locations import parse_member_ref
+
+    if parse_member_ref(str(path)) is not None:
+        try:
+            return decode_image(read_input(path), str(path))
+        except OSError as exc:
+            raise DecodeError(f"cannot read image {str(path)!r}: {exc}") from None
     p = Path(path)
     if not p.exists():
         raise MissingInput(f"image not found: {str(p)!r}")
@@ -66,6 +85,10 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) as `load_image` will return it (EXIF rotation applied), read from the
     header without decoding the pixels; None when the file cannot be read as an image."""
     try:
+        from pipeline.io.locations import parse_member_ref
+
+        if parse_member_ref(str(path)) is not None:
+            path = io.BytesIO(read_input(path))
         with Image.open(path) as img:
             w, h = img.size
             # EXIF as far as the header holds it: img.getexif() would decode a whole PNG

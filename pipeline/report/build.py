@@ -19,7 +19,7 @@ from pipeline import __version__
 from pipeline.errors import BadInput
 from pipeline.io.atomic import atomic_write_text
 from pipeline.report import html, plots
-from pipeline.report.collect import device_label, failures, figures, final_loss, read_run, retry_input
+from pipeline.report.collect import device_label, failures, figures, final_loss, input_path, read_run, retry_input
 from pipeline.report.sample import sample_rows
 from pipeline.report.thumbs import TarMembers, copy_file, sample_output, sample_record, thumb_from_bytes, \
     thumb_from_file
@@ -78,9 +78,9 @@ def _devices_line(launches: list[dict], rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def _card(row: dict, out: Path, reader: TarMembers) -> dict:
+def _card(row: dict, out: Path, reader: TarMembers, data_root: str | None = None) -> dict:
     thumbs = out / "thumbs"
-    source = row.get("source")
+    source = input_path(row.get("source"), data_root)
     styles = row.get("styles") or []
     try:
         made = sample_output(row, reader, out)
@@ -114,7 +114,8 @@ def make_report(opts: ReportOptions) -> ReportResult:
 
     reader = TarMembers(view.root)
     chosen = sample_rows(committed, opts.samples, opts.seed)
-    cards = [_card(r, out, reader) for r in chosen]
+    data_root = view.plan.data.get("data_root")
+    cards = [_card(r, out, reader, data_root) for r in chosen]
 
     plot_files, notes = [], []
     losses = [v for v in (final_loss(r) for r in ok_rows) if v is not None]
@@ -137,7 +138,7 @@ def make_report(opts: ReportOptions) -> ReportResult:
     groups = failures(committed)
     failed_txt = None
     if groups:
-        lines = sorted({p for rows in groups.values() for p in map(retry_input, rows) if p})
+        lines = sorted({p for rows in groups.values() for p in (retry_input(r, data_root) for r in rows) if p})
         atomic_write_text(out / "failed.txt", "".join(f"{p}\n" for p in lines), durable=False)
         failed_txt = "failed.txt"
     elif (out / "failed.txt").exists():

@@ -8,6 +8,8 @@ report does not depend on how run.json stores its samples.
 
 from __future__ import annotations
 
+import os
+
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -118,9 +120,16 @@ def failures(rows: list[dict]) -> dict[str, list[dict]]:
     return dict(sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])))
 
 
-def retry_input(row: dict) -> str | None:
+def input_path(source: str | None, data_root: str | None) -> str | None:
+    """A sample's input file: `source` is relative to the run's DATA root (run.json's data_root)."""
+    if source is None or data_root is None or os.path.isabs(source):
+        return source
+    return os.path.join(data_root, source)
+
+
+def retry_input(row: dict, data_root: str | None = None) -> str | None:
     """The DATA line that redoes a failed row: its content file (its texture source for texture)."""
     if row.get("source"):
-        return row["source"]
+        return input_path(row["source"], data_root)
     styles = row.get("styles") or []
     return styles[0] if styles else None

@@ -39,6 +39,7 @@ class RunOptions:
     threads: int | None = None    # torch threads per CPU worker process (None: run/threads.py decides)
     deterministic: bool = False   # one thread per CPU worker: byte-identical outputs, slower
     overlap: bool = True          # decode/encode/write in background threads (--no-overlap, NST_OVERLAP=0)
+    hash_inputs: bool = False     # plan records each input's sha256 (else size + mtime; workers hash)
 
     @classmethod
     def pick(cls, values: dict) -> "RunOptions":
@@ -83,7 +84,8 @@ def execute(task: Task, opts: RunOptions) -> int:
     accelerator = _accelerator(opts.device)
     threads = resolve_threads(opts.threads, opts.devices if accelerator == "cpu" else 1, opts.deterministic)
     plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
-                    retry_failed=opts.retry_failed)
+                    retry_failed=opts.retry_failed, hash_inputs=opts.hash_inputs,
+                    check=not secondary_rank())  # rank 0 has just checked the inputs
     if not secondary_rank():
         record_launch(plan.root, opts.devices, accelerator)
     from pipeline.run.distribute import run_predict

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline.io.shards import ShardWriter, commit_holds, remove_work_files
 from pipeline.progress import bar
+from pipeline.run.input_check import checked
 from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
 from pipeline.run.overlap import BackgroundWriter, Prefetcher, overlap_allowed
 from pipeline.run.plan import RunPlan
@@ -134,10 +135,10 @@ class Worker:
 
     def _progress(self):
         if self._bar is None:
-            from pipeline.run.shard_state import collect
+            from pipeline.run.shard_state import done_count
 
-            done = sum(1 for s in collect(self.plan) for r in s.rows.values() if r)
-            self._bar = bar(len(self.plan.data["samples"]), desc=f"{self.task.name} rank {self.opts.rank}",
+            done = done_count(self.plan)
+            self._bar = bar(self.plan.total, desc=f"{self.task.name} rank {self.opts.rank}",
                             unit="img", position=self.opts.rank, disable=not self.opts.progress)
             self._bar.update(done)
             self._bar_start = (time.time(), done)
@@ -188,9 +189,11 @@ class Worker:
                      results: list[SampleResult], started: float, lease: Lease, progress) -> None:
         """Encode, hash and durably append one batch's samples in order (writer thread)."""
         for sample, result in zip(batch, results):
-            result = resolve_members(sample, result)
+            result, digest = checked(sample, resolve_members(sample, result))
             prev = rows.get(sample.key)
             row = self._row(shard, sample, result, started, (prev or {}).get("attempt", 0) + 1)
+            if digest is not None:
+                row["source_sha256"] = digest
             writer.append(sample.key, result.members if result.ok else {}, row)
             self._count(result)
             progress.update(1)  # counted once durable
@@ -214,7 +217,7 @@ class Worker:
                    for ext, data in result.members.items()} if result.ok else {}
         row = dict(result.meta)
         row.update({
-            "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.source,
+            "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.published_source,
             "styles": list(sample.styles), "seed": sample.seed, "status": result.status,
             "error": result.error or "", "outputs": outputs, "attempt": attempt,
             "worker": {"rank": self.opts.rank, "host": HOST, "pid": os.getpid(), "device": self.opts.device,
