@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.io.shards import ShardPaths, read_manifest
 from pipeline.run.launches import read_launches
 from pipeline.run.plan import RunPlan, load_run
 from pipeline.run.shard_state import ShardState, collect
@@ -48,10 +49,12 @@ def read_run(root: Path, lease_ttl: float = 600.0, now: float | None = None) -> 
     shards = collect(plan, lease_ttl)
     view = RunView(plan, shards, read_launches(plan.root), time.time() if now is None else now)
     for s in shards:
-        rows = list(s.rows.values())
-        view.all_rows.extend(rows)
-        if s.committed:
+        if s.committed:  # status reads only commit records; the report needs a committed shard's rows
+            rows = read_manifest(ShardPaths(plan.root, s.name).manifest)
             view.committed_rows.extend(rows)
+        else:
+            rows = list(s.rows.values())
+        view.all_rows.extend(rows)
     return view
 
 
@@ -88,7 +91,7 @@ def figures(view: RunView) -> dict:
     if view.launches:
         started = min([started or float("inf"), *(launch["at"] for launch in view.launches)])
     ended = max((r["finished_at"] for r in timed), default=None)
-    rate = throughput(view.all_rows, view.now)
+    rate = throughput([t for s in view.shards for t in s.times], view.now)
     per_device: dict[str, list[float]] = defaultdict(list)
     for r in view.all_rows:
         if r["status"] == OK and isinstance(r.get("seconds"), (int, float)):
