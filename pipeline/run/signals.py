@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 
-from pipeline.run.stop import request_stop
+from pipeline.run.stop import LAUNCHER_ENV, request_stop
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _STATE = {"raise_at_once": False, "installed": False, "external": False}
@@ -79,19 +79,17 @@ def mark_external() -> None:
 
 
 def _die_with_parent() -> None:
-    """In a rank that Lightning's rank 0 started (LOCAL_RANK set, not under SLURM): be killed
-    with rank 0, so no rank outlives the command that a person or a scheduler ended."""
-    if os.environ.get("LOCAL_RANK", "0") in ("", "0") or os.environ.get("SLURM_JOB_ID"):
-        return
-    if not sys.platform.startswith("linux"):
+    """In a rank that this command's rank 0 started (Lightning's launcher): be killed with
+    rank 0, so no rank outlives the command a person or a scheduler ended."""
+    launcher = os.environ.get(LAUNCHER_ENV, "")
+    if not launcher.isdigit() or int(launcher) == os.getpid() or not sys.platform.startswith("linux"):
         return
     import ctypes
 
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # rank 0 ended before the call above took effect
+    if os.getppid() != int(launcher):  # rank 0 ended before the call above took effect
         os._exit(0)

@@ -21,7 +21,7 @@ from pipeline.errors import EXIT_OK
 
 pytestmark = pytest.mark.slow
 
-N_SAMPLES = 10
+N_SAMPLES = 6
 
 
 def _durable(out: Path) -> int:
@@ -40,8 +40,8 @@ def _dataset(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _stylize_cmd(data: Path, style: Path, out: Path, devices: int) -> list[str]:
-    return [NST, "stylize", data, "--style", style, "--out", out, "--devices", devices, "--shard-size", 3,
-            *TINY, "--iterations", 30, "--set", "batch_size=1"]
+    return [NST, "stylize", data, "--style", style, "--out", out, "--devices", devices, "--shard-size", 2,
+            *TINY, "--iterations", 20, "--set", "batch_size=1"]
 
 
 def _start_and_wait(cmd: list, out: Path, at_least: int = 1) -> subprocess.Popen:
@@ -119,11 +119,10 @@ def test_first_signal_stops_cleanly_and_resume_finishes(tmp_path, devices, sig, 
     _resume_and_check(cmd, out)
 
 
-@pytest.mark.parametrize("devices", [1, 2])
-def test_second_ctrl_c_aborts_at_once_and_resume_finishes(tmp_path, devices):
+def test_second_ctrl_c_aborts_at_once_and_resume_finishes(tmp_path):
     data, style = _dataset(tmp_path)
     out = tmp_path / "run"
-    cmd = _stylize_cmd(data, style, out, devices)
+    cmd = _stylize_cmd(data, style, out, 2)
     proc = _start_and_wait(cmd, out)
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.3)
