@@ -40,10 +40,18 @@ def _mount(*args: str) -> None:
 
 
 @pytest.fixture
-def mounts():
-    """Mount points to unmount after the test, whatever happened."""
+def tmpfs(tmp_path):
+    """tmpfs(name, size): a fresh tmpfs of that size at tmp_path/name, unmounted after the test."""
     points: list[Path] = []
-    yield points
+
+    def mount(name: str, size: str) -> Path:
+        disk = tmp_path / name
+        disk.mkdir()
+        _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk))
+        points.append(disk)
+        return disk
+
+    yield mount
     for p in reversed(points):
         subprocess.run(["umount", "-l", str(p)], capture_output=True)
 
@@ -66,12 +74,9 @@ def _complete_once(out: Path, statuses: dict | None = None) -> None:
         assert {r["key"]: r["status"] for r in rows if r["status"] != "ok"} == statuses
 
 
-def test_full_disk_mid_run_one_line_then_resume_after_space_is_freed(tmp_path, mounts):
+def test_full_disk_mid_run_one_line_then_resume_after_space_is_freed(tmp_path, tmpfs):
     data, style = _dataset(tmp_path)
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=40k", "tmpfs", str(disk))
-    mounts.append(disk)
+    disk = tmpfs("disk", "40k")
     out = disk / "run"
     full = _run(data, style, out)
     assert full.returncode == EXIT_DISK_FULL, full.stderr[-3000:]
@@ -85,12 +90,9 @@ def test_full_disk_mid_run_one_line_then_resume_after_space_is_freed(tmp_path, m
     _complete_once(out, {})
 
 
-def test_read_only_output_folder_refused_before_any_work(tmp_path, mounts):
+def test_read_only_output_folder_refused_before_any_work(tmp_path, tmpfs):
     data, style = _dataset(tmp_path)
-    disk = tmp_path / "ro"
-    disk.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk))
-    mounts.append(disk)
+    disk = tmpfs("ro", "4m")
     out = disk / "run"
     first = _run(data, style, out, "--iterations", "2")
     assert first.returncode == EXIT_OK, first.stderr[-3000:]
