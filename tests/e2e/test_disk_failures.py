@@ -16,7 +16,6 @@ import pytest
 from dataset_util import TINY, manifest_rows, nst, picture, tar_samples
 from pipeline.errors import EXIT_DISK_FULL, EXIT_NOT_WRITABLE, EXIT_OK, EXIT_SAMPLES_FAILED
 
-pytestmark = pytest.mark.slow
 
 N_SAMPLES = 8
 

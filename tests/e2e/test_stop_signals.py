@@ -19,7 +19,6 @@ import pytest
 from dataset_util import ENV, NST, TINY, manifest_rows, nst, picture, tar_samples
 from pipeline.errors import EXIT_OK
 
-pytestmark = pytest.mark.slow
 
 N_SAMPLES = 6
 
