@@ -244,6 +244,25 @@ def _accept_fixed_inputs(root: Path, previous: dict, data: dict) -> dict | None:
     return updated
 
 
+def _only_missing(previous: dict, data: dict) -> bool:
+    """True when the plan differs from the recorded one only by inputs that have gone missing
+    since (deleted or moved after planning, so also gone from a directory's listing): the same
+    run, in which those samples become failed_missing rows."""
+    old = {i["path"]: i for i in previous.get("inputs", [])}
+    new = {i["path"]: i for i in data["inputs"]}
+    gone = {p for p in old if p not in new or new[p]["size"] is None}
+    if not gone or set(new) - set(old):
+        return False
+    if any((old[p]["size"], old[p]["sha256"]) != (new[p]["size"], new[p]["sha256"]) for p in set(new) - gone):
+        return False
+
+    def present(samples: list[dict]) -> list[tuple]:
+        return [(r["source"], r["styles"], r["extra"]) for r in samples
+                if not gone & {r["source"], *r["styles"]}]
+
+    return present(previous["samples"]) == present(data["samples"])
+
+
 def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False,
              retry_failed: bool = False) -> RunPlan:
     """Create run.json (exclusively), or check that the existing one is the same run.
@@ -267,6 +286,9 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False,
             updated = _accept_fixed_inputs(root, previous, data)
             if updated is not None:
                 return RunPlan(root, updated)
+        if set(diffs) <= {d for d in diffs if d.startswith(("inputs (", "sample plan"))} \
+                and _only_missing(previous, data):
+            return RunPlan(root, previous)  # their samples become failed_missing rows; the run goes on
         if diffs:
             hint = (" (or --retry-failed if you fixed inputs of failed samples)"
                     if all(d.startswith("inputs (") for d in diffs) and not retry_failed else "")
@@ -277,10 +299,14 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False,
     for d in RUN_SUBDIRS:
         (root / d).mkdir(exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".run.json.", suffix=".tmp", dir=root)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:  # a full disk: leave no half-written plan behind
+        os.unlink(tmp)
+        raise
     try:
         os.link(tmp, path)  # exclusive: two workers starting at once agree on one run.json
     except FileExistsError:
