@@ -45,30 +45,40 @@ def run_one(content: Path, styles: list[Path], output: Path, preset: str, size, 
                              style=fmt_loss(r.get("style", 0.0)), tv=fmt_loss(r.get("tv", 0.0)), refresh=False)
         progress.update(done - progress.n)
 
+    written: list[Path] = []  # removed again if the run is cut short (Ctrl-C, an error): no partial output
+
     def on_snapshot(done, x):
         snap = output.with_name(f"{output.stem}.{done:05d}{output.suffix}")
+        written.append(snap)
         save_image(to_pil(backbone.pre.to_pixels(x).clamp(0, 255)), snap)
 
-    start = time.perf_counter()
-    pixels, result = stylize_batch(backbone, cfg, targets, StylizeJob([content_img], style_imgs, [cfg.seed]),
-                                   on_log=on_log, on_snapshot=on_snapshot, snapshot_every=save_every)
-    progress.close()
-    image = to_pil(pixels)
-    record = {
-        "content": str(content),
-        "styles": [str(p) for p in styles],
-        "output": str(output),
-        "config": cfg.to_dict(),
-        "losses": result.losses[0],
-        "evaluations": result.evaluations,
-        "seconds": round(time.perf_counter() - start, 3),
-        "size": list(image.size),
-        "device": device,
-        "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
-        "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
-    }
-    save_image(image, output)
-    atomic_write_text(output.with_suffix(".json"), json.dumps(record, indent=2))
+    try:
+        start = time.perf_counter()
+        pixels, result = stylize_batch(backbone, cfg, targets, StylizeJob([content_img], style_imgs, [cfg.seed]),
+                                       on_log=on_log, on_snapshot=on_snapshot, snapshot_every=save_every)
+        progress.close()
+        image = to_pil(pixels)
+        record = {
+            "content": str(content),
+            "styles": [str(p) for p in styles],
+            "output": str(output),
+            "config": cfg.to_dict(),
+            "losses": result.losses[0],
+            "evaluations": result.evaluations,
+            "seconds": round(time.perf_counter() - start, 3),
+            "size": list(image.size),
+            "device": device,
+            "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
+            "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
+        }
+        written += [output, output.with_suffix(".json")]
+        save_image(image, output)
+        atomic_write_text(output.with_suffix(".json"), json.dumps(record, indent=2))
+    except BaseException:
+        progress.close()
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return record
 
 

@@ -40,7 +40,9 @@ def bench(
 ):
     """Benchmark the plain reference path against the production path on one fixed workload."""
     from pipeline.bench.cli import execute
+    from pipeline.run.signals import Stopped, install_stop_signals
 
+    install_stop_signals(raise_at_once=True)  # nothing to finish: a stop ends the measurement, saves nothing
     try:
         execute(device, size, iterations, batch_size, precision, reference_images, random_weights,
                 weights_file, memory_sizes, coarse_to_fine, adam_row, history, save, markdown,
@@ -48,3 +50,6 @@ def bench(
                 pooling=pooling, coarse_budget=coarse_budget, quality_points=quality_points)
     except NSTError as exc:
         fail(exc)
+    except Stopped as stop:
+        typer.echo(f"nst: stopped by {stop.signame}: benchmark cut short, no partial result written", err=True)
+        raise typer.Exit(stop.exit_code)
