@@ -310,29 +310,39 @@ def stylize_to_file(cfg, content: Path, styles: list[Path], output: Path, save_e
     if save_every < 0:
         raise BadInput(f"--save-every must be >= 0, got {save_every}")
 
-    def on_snapshot(done, image):
-        save_image(image, output.with_name(f"{output.stem}.{done:05d}{output.suffix}"))
+    written: list[Path] = []  # removed again if the run is cut short (Ctrl-C, an error): no partial output
 
-    start = time.perf_counter()
-    device = pick_device(device)
-    image, result, backbone = stylize_image(cfg, content, styles, device, threads, deterministic, True,
-                                            on_snapshot if save_every else None, save_every,
-                                            before_work=lambda: make_dir(output.parent))
-    record = {
-        "content": str(content),
-        "styles": [str(p) for p in styles],
-        "output": str(output),
-        "config": cfg.to_dict(),
-        "losses": result.losses[0],
-        "evaluations": result.evaluations,
-        "seconds": round(time.perf_counter() - start, 3),
-        "size": list(image.size),
-        "device": device,
-        "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
-        "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
-    }
-    save_image(image, output)
-    atomic_write_text(output.with_suffix(".json"), json.dumps(record, indent=2))
+    def on_snapshot(done, image):
+        snap = output.with_name(f"{output.stem}.{done:05d}{output.suffix}")
+        written.append(snap)
+        save_image(image, snap)
+
+    try:
+        start = time.perf_counter()
+        device = pick_device(device)
+        image, result, backbone = stylize_image(cfg, content, styles, device, threads, deterministic, True,
+                                                on_snapshot if save_every else None, save_every,
+                                                before_work=lambda: make_dir(output.parent))
+        record = {
+            "content": str(content),
+            "styles": [str(p) for p in styles],
+            "output": str(output),
+            "config": cfg.to_dict(),
+            "losses": result.losses[0],
+            "evaluations": result.evaluations,
+            "seconds": round(time.perf_counter() - start, 3),
+            "size": list(image.size),
+            "device": device,
+            "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
+            "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
+        }
+        written += [output, output.with_suffix(".json")]
+        save_image(image, output)
+        atomic_write_text(output.with_suffix(".json"), json.dumps(record, indent=2))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return record
 
 

@@ -9,4 +9,12 @@ from pipeline.cli.app import app
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from pipeline.errors import EXIT_SIGINT
+
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its handlers (while planning)
+        print("nst: stopped by SIGINT before any work was done", file=sys.stderr)
+        sys.exit(EXIT_SIGINT)

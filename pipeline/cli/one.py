@@ -27,7 +27,9 @@ def one(
 ):
     """Stylize one content image with one or more style images."""
     from pipeline.api import run_one
+    from pipeline.run.signals import Stopped, install_stop_signals
 
+    install_stop_signals(raise_at_once=True)  # one image: nothing to finish, a stop ends it at once
     try:
         if len(images) < 2:
             raise NSTError(f"need a content image and at least one style image, got {len(images)} path(s)")
@@ -35,3 +37,6 @@ def one(
                 threads, deterministic)
     except NSTError as exc:
         fail(exc)
+    except Stopped as stop:  # run_one has removed what it had written
+        typer.echo(f"nst: stopped by {stop.signame}: removed the partial output {output}", err=True)
+        raise typer.Exit(stop.exit_code)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.errors import BadInput, DecodeError, MissingInput
+from pipeline.errors import BadInput, DecodeError, InputNotFound, MissingInput
 from pipeline.io.atomic import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
@@ -71,11 +71,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             raise DecodeError(f"cannot read image {str(path)!r}: {exc}") from None
     p = Path(path)
     if not p.exists():
-        raise MissingInput(f"image not found: {str(p)!r}")
+        raise InputNotFound(f"image not found: {str(p)!r}")
     if p.is_dir():
         raise MissingInput(f"expected an image file, got a directory: {str(p)!r}")
     try:
         data = p.read_bytes()
+    except FileNotFoundError:  # deleted between the two calls
+        raise InputNotFound(f"image not found: {str(p)!r}")
     except OSError as exc:
         raise MissingInput(f"cannot read image {str(p)!r}: {exc.strerror}")
     return decode_image(data, str(p))

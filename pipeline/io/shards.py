@@ -334,8 +334,15 @@ class ShardWriter:
         return record
 
     def abandon(self) -> None:
-        """Stop writing; the durable prefix stays for the next attempt."""
-        self.close()
+        """Stop writing; the durable prefix stays for the next attempt. Never raises: bytes
+        still buffered (a write that failed on a full disk) lie past the last journal line,
+        which the next attempt cuts off anyway."""
+        for f in (self._tar, self._journal):
+            try:
+                if f is not None and not f.closed:
+                    f.close()
+            except OSError:
+                pass
 
 
 def remove_work_files(paths: ShardPaths) -> None:

@@ -70,7 +70,7 @@ class Lease:
         if self.still_ours():
             try:
                 os.unlink(self.path)
-            except FileNotFoundError:
+            except OSError:  # gone, or the folder became read-only: stale once this process ends
                 pass
 
 

@@ -288,6 +288,26 @@ def _accept_fixed_inputs(root: Path, previous: dict, task: Task, changed: list[s
     return updated
 
 
+def _only_missing(root: Path, previous: dict, new: dict) -> bool:
+    """True when the plan differs from the recorded one only by inputs that have gone missing since
+    planning (deleted or moved, so also gone from a directory's listing): the same run, in which
+    those samples become failed_missing rows. Streams the recorded shard files."""
+    plan = RunPlan(root, previous)
+    base = previous.get("data_root")
+    missing = 0
+    for shard in previous["shards"]:
+        for r in read_samples(plan.sample_file(shard)):
+            src = r["source"]
+            if src is not None and r.get("offset") is None and \
+                    not os.path.exists(os.path.join(base, src) if base else src):
+                missing += 1
+    if not missing:
+        return False
+    if new["plan_hash"] == previous["plan_hash"]:
+        return True  # a list file still names them
+    return new["total"] == previous["total"] - missing  # a directory listing lost exactly those
+
+
 def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, retry_failed: bool = False,
              hash_inputs: bool = False, check: bool = True) -> RunPlan:
     """Create run.json (exclusively) and the sample files, or check that the existing run is this one.
@@ -309,11 +329,14 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, r
                               f"{shard_size!r}; use another --out, or --overwrite to discard the old run")
         if not check:
             return RunPlan(root, previous)
-        _, diffs, changed = _check(task, {**previous, "_root": str(root)})
+        fresh, diffs, changed = _check(task, {**previous, "_root": str(root)})
         if diffs and retry_failed and all(d.startswith("inputs (") for d in diffs) and changed:
             updated = _accept_fixed_inputs(root, previous, task, changed)
             if updated is not None:
                 return RunPlan(root, updated)
+        if diffs and all(d.startswith(("inputs (", "sample plan")) for d in diffs) \
+                and _only_missing(root, previous, fresh):
+            return RunPlan(root, previous)  # their samples become failed_missing rows; the run goes on
         if diffs:
             hint = (" (or --retry-failed if you fixed inputs of failed samples)"
                     if all(d.startswith("inputs (") for d in diffs) and not retry_failed else "")
@@ -342,10 +365,14 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, r
     except OSError:  # another process planned the same run first: its files are the same
         shutil.rmtree(scratch, ignore_errors=True)
     fd, tmp = temp_beside(path)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:  # a full disk: leave no half-written plan behind
+        os.unlink(tmp)
+        raise
     try:
         os.link(tmp, path)  # exclusive: two workers starting at once agree on one run.json
     except FileExistsError:

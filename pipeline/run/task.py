@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from pipeline.errors import (  # noqa: F401  (the statuses and NonFiniteResult are part of the Task contract)
-    FAILED_DECODE, FAILED_ERROR, FAILED_IO, FAILED_NAN, FAILED_OOM, OK, SKIPPED_TOO_LARGE, STATUSES, DecodeError,
-    MissingInput, NonFiniteResult,
+    FAILED_DECODE, FAILED_ERROR, FAILED_IO, FAILED_MISSING, FAILED_NAN, FAILED_OOM, OK, SKIPPED_TOO_LARGE, STATUSES,
+    DecodeError, InputNotFound, MissingInput, NonFiniteResult,
 )
 
 
@@ -185,6 +185,8 @@ def classify(exc: BaseException) -> str:
     import torch
     from PIL import Image
 
+    if isinstance(exc, InputNotFound):
+        return FAILED_MISSING
     if isinstance(exc, MissingInput):
         return FAILED_IO
     if isinstance(exc, DecodeError):
@@ -196,6 +198,8 @@ def classify(exc: BaseException) -> str:
         return SKIPPED_TOO_LARGE
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
         return FAILED_OOM
+    if isinstance(exc, FileNotFoundError):
+        return FAILED_MISSING
     if isinstance(exc, OSError):
         return FAILED_IO
     return FAILED_ERROR

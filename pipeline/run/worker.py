@@ -12,13 +12,14 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from pipeline.io.oserrors import is_output_error, output_error
 from pipeline.io.shards import ShardWriter, commit_holds, remove_work_files
 from pipeline.progress import bar
 from pipeline.run.input_check import checked
 from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
 from pipeline.run.overlap import BackgroundWriter, Prefetcher, overlap_allowed
 from pipeline.run.plan import RunPlan
-from pipeline.run.stop import stop_requested
+from pipeline.run.stop import request_stop, stop_requested
 from pipeline.run.task import OK, Sample, SampleResult, Task, failed, resolve_members
 
 
@@ -89,6 +90,19 @@ class Worker:
         """Claim and finish `shard` if it is neither done nor held; True if this worker worked on it."""
         if stop_requested() or self.is_done(shard):
             return False
+        self._ensure_ready()  # outside the try below: its errors are not the output's
+        try:
+            return self._claim_and_process(shard)
+        except OSError as exc:
+            if not is_output_error(exc):
+                raise
+            # A full disk or a folder made read-only: what is durable stays; every rank stops
+            # and the command ends with one line that says what to do.
+            error = output_error(exc, self.plan.root)
+            request_stop("output error", error.exit_code, str(error))
+            return False
+
+    def _claim_and_process(self, shard: dict) -> bool:
         paths = self.plan.shard_paths(shard)
         lease = try_acquire(paths.lease, f"rank{self.opts.rank}@{HOST}:{os.getpid()}", self.opts.lease_ttl)
         if lease is None:

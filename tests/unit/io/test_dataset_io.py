@@ -257,7 +257,8 @@ def test_failure_classes(tmp_path):
     from pipeline.run.task import NonFiniteResult, classify
 
     (tmp_path / "bad.png").write_bytes(b"junk")
-    for path, status in ((tmp_path / "bad.png", "failed_decode"), (tmp_path / "missing.png", "failed_io")):
+    for path, status in ((tmp_path / "bad.png", "failed_decode"), (tmp_path / "missing.png", "failed_missing"),
+                         (tmp_path, "failed_io")):
         with pytest.raises(Exception) as info:
             load_image(path)
         assert classify(info.value) == status
