@@ -15,10 +15,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.io.shards import ShardPaths, read_manifest
 from pipeline.run.launches import read_launches
 from pipeline.run.plan import RunPlan, load_run
-from pipeline.run.shard_state import ShardState, collect
+from pipeline.run.shard_state import ShardState, collect, shard_rows
 from pipeline.run.status import throughput
 from pipeline.run.task import OK
 
@@ -49,12 +48,10 @@ def read_run(root: Path, lease_ttl: float = 600.0, now: float | None = None) -> 
     shards = collect(plan, lease_ttl)
     view = RunView(plan, shards, read_launches(plan.root), time.time() if now is None else now)
     for s in shards:
-        if s.committed:  # status reads only commit records; the report needs a committed shard's rows
-            rows = read_manifest(ShardPaths(plan.root, s.name).manifest)
-            view.committed_rows.extend(rows)
-        else:
-            rows = list(s.rows.values())
+        rows = shard_rows(plan.root, s)
         view.all_rows.extend(rows)
+        if s.committed:
+            view.committed_rows.extend(rows)
     return view
 
 

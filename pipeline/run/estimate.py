@@ -61,14 +61,9 @@ class Estimate:
 
 
 def _done_rows(plan: RunPlan) -> list[dict]:
-    from pipeline.run.shard_state import collect
+    from pipeline.run.shard_state import collect, shard_rows
 
-    from pipeline.io.shards import ShardPaths, read_manifest
-
-    rows = []
-    for s in collect(plan):  # status keeps only commit records of committed shards: read their manifests
-        rows += read_manifest(ShardPaths(plan.root, s.name).manifest) if s.committed else list(s.rows.values())
-    return rows
+    return [r for s in collect(plan) for r in shard_rows(plan.root, s)]
 
 
 def measured_rate(rows: list[dict], device: str) -> tuple[float, int] | None:

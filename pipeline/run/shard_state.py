@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.io.shards import commit_holds, latest_rows, read_journal, read_manifest
+from pipeline.io.shards import ShardPaths, commit_holds, latest_rows, read_journal, read_manifest
 from pipeline.run.leases import is_stale, read_lease
 from pipeline.run.task import OK
 
@@ -106,6 +106,14 @@ def collect(plan: RunPlan, lease_ttl: float = 600.0) -> list[ShardState]:
             st.lease = info
         out.append(st)
     return out
+
+
+def shard_rows(root: Path, st: ShardState) -> list[dict]:
+    """Every durable row of one shard: its manifest once committed (`collect` keeps only the
+    commit record of those), else the journal rows `collect` read."""
+    if st.committed:
+        return read_manifest(ShardPaths(root, st.name).manifest)
+    return list(st.rows.values())
 
 
 def done_count(plan: RunPlan) -> int:
