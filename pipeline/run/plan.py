@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,10 +346,8 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, r
         raise BadInput(f"--shard-size must be a positive integer, got {shard_size}")
     created = not root.exists()
     make_dir(root, "run folder")
-    scratch = Path(tempfile.mkdtemp(prefix=".plan.", dir=root))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(scratch, 0o777 & ~umask)  # mkdtemp makes it 0700; the plan is read by teammates too
+    scratch = root / f".plan.{os.getpid()}.{time.time_ns()}"
+    os.mkdir(scratch)  # 0777 & ~umask, unlike mkdtemp's 0700: teammates read the plan too
     try:
         data, _ = plan_into(task, shard_size, scratch, hash_inputs)
     except BaseException:
