@@ -234,14 +234,15 @@ def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLik
     """The dataset Task of `nst stylize`. With upscale, every image is optimised at `size`: a size
     the device cannot hold is refused here, before any work (without upscale, the images' own sizes
     bound it and the runner's out-of-memory fallback handles what does not fit)."""
-    from pipeline.engine.batching import check_fits
     from pipeline.io.reader import read_data, read_styles
-    from pipeline.models.weights import backbone_spec
+    from pipeline.models.backbones import backbone_spec
     from pipeline.tasks.stylize import PlanOptions, StylizeTask
 
     rows = read_data(data if isinstance(data, str) else Path(data), label_from)
     style_files = read_styles([Path(s) for s in styles]) if styles else []
-    if cfg.upscale:
+    if cfg.upscale:  # asks the device for its memory: the one planning step that needs torch
+        from pipeline.engine.batching import check_fits
+
         batch = 1 if cfg.batch_size == "auto" else cfg.batch_size
         check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], (cfg.size, cfg.size),
                    cfg.precision, cfg.lbfgs_history, batch, pick_device(device))
@@ -348,20 +349,24 @@ def stylize_to_file(cfg, content: Path, styles: list[Path], output: Path, save_e
 
 # ------------------------------------------------------- what the commands call
 
-METHODS = ("stylize", "texture", "invert", "dream", "visualize", "imagine")
+CONFIG_CLASSES = {  # method -> (module, class) of its config
+    "stylize": ("pipeline.config", "StyleConfig"), "texture": ("pipeline.methods.texture", "TextureConfig"),
+    "invert": ("pipeline.methods.invert", "InvertConfig"), "dream": ("pipeline.methods.dream", "DreamConfig"),
+    "visualize": ("pipeline.methods.visualize", "VisualizeConfig"),
+    "imagine": ("pipeline.methods.imagine", "ImagineConfig")}
+METHODS = tuple(CONFIG_CLASSES)
 
 
 def method_config(method: str, preset: str, overrides: dict | None = None, sets=()):
     """A method's validated config: its defaults < preset < overrides (None values ignored) < --set."""
-    from pipeline.config import StyleConfig, build_config
-    from pipeline.methods.dream import DreamConfig
-    from pipeline.methods.imagine import ImagineConfig
-    from pipeline.methods.invert import InvertConfig
-    from pipeline.methods.texture import TextureConfig
-    from pipeline.methods.visualize import VisualizeConfig
+    import importlib
 
-    cls = {"stylize": StyleConfig, "texture": TextureConfig, "invert": InvertConfig, "dream": DreamConfig,
-           "visualize": VisualizeConfig, "imagine": ImagineConfig}[method]
+    from pipeline.config import build_config
+
+    if method not in CONFIG_CLASSES:
+        raise BadInput(f"unknown method {method!r} (choose from {', '.join(CONFIG_CLASSES)})")
+    module, name = CONFIG_CLASSES[method]
+    cls = getattr(importlib.import_module(module), name)  # only this method's module: planning stays light
     return build_config(cls, preset=preset, sets=list(sets), overrides=overrides or {})
 
 
@@ -411,11 +416,9 @@ def export_dataset(out: Path, to: Path, fmt: str = "folder", show_progress: bool
 def estimate_cost(plan, task, device: str = "auto"):
     """The cost of `plan`'s pending samples on `device` (auto: cuda if present): an Estimate whose
     working sizes come from the task's `batch_key` (the image headers) where it has one."""
-    import torch
+    from pipeline.run.estimate import estimate, gpu_present
 
-    from pipeline.run.estimate import estimate
-
-    kind = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else \
+    kind = ("cuda" if gpu_present() else "cpu") if device == "auto" else \
         ("cuda" if device.startswith("cuda") else "cpu")
 
     def working_size(sample):

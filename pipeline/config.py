@@ -19,10 +19,10 @@ from typing import ClassVar, Optional, Union
 
 import yaml
 
-from pipeline.engine.compiled import COMPILE_MODES
+from pipeline.engine.compile_modes import COMPILE_MODES
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
-from pipeline.models.weights import BACKBONES
+from pipeline.models.backbones import BACKBONES
 from pipeline.resources import data_dir
 from pipeline.schema import (Fraction, Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights, choice,
                              unknown_key, validate_mapping)
@@ -106,6 +106,13 @@ class StyleConfig:
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def working_size(self, wh: tuple[int, int]) -> tuple[int, int]:
+        """The (w, h) an image of size wh is optimised at: the config's size policy (here, not in
+        the method, because the planner groups samples by it from image headers alone)."""
+        from pipeline.io.images import target_size
+
+        return target_size(wh[0], wh[1], self.size, self.upscale, self.size_multiple)
 
 
 def _as_list(value) -> list:

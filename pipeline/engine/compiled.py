@@ -20,9 +20,8 @@ import warnings
 
 import torch
 
+from pipeline.engine.compile_modes import COMPILE_MODES
 from pipeline.engine.precision import autocast
-
-COMPILE_MODES = ("none", "auto", "default", "reduce-overhead", "max-autotune")
 
 # auto compiles a CPU render of at least this many pixel-evaluations (B·H·W·iterations):
 # about 70 s of eager bf16 work here, against 10-30 s of compilation.

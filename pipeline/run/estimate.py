@@ -11,21 +11,55 @@ says where it came from.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from pipeline.run.plan import RunPlan
 from pipeline.run.task import OK, Sample
 
 BENCH_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 HEADER_SAMPLE = 2000  # working sizes are read from at most this many image headers, evenly spaced
+HEADER_SHARDS = 40    # ... taken from at most this many shards
 
 
-def planned_samples(plan: RunPlan) -> list[Sample]:
-    """Every planned sample, shard by shard (the one place the estimate reads the plan's samples)."""
-    return [s for shard in plan.shards for s in plan.shard_samples(shard)]
+def gpu_present() -> bool:
+    """Whether `--device auto` will find a CUDA device, for the estimate only. torch answers
+    when it is loaded already; otherwise the NVIDIA driver's GPU list and CUDA_VISIBLE_DEVICES do,
+    so `--plan-only` on a login node does not load torch (about 700 MB) to print a figure."""
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"].cuda.is_available()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    try:
+        return bool(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return False
+
+
+def header_samples(plan: RunPlan, limit: int = HEADER_SAMPLE) -> tuple[list[tuple[Sample, float]], int]:
+    """At most `limit` samples spread over the plan, each with the number of planned samples it
+    stands for; and how many were picked. Whole shards are read, at most HEADER_SHARDS of them
+    evenly spaced (a size-ordered plan keeps each size in its own shards, so evenly spaced shards
+    are a stratified sample), so the estimate never holds or reads every row of a large plan."""
+    shards = [s for s in plan.shards if s["count"]]
+    if not shards:
+        return [], 0
+    chosen = shards[::max(1, -(-len(shards) // HEADER_SHARDS))]
+    per_shard = max(1, limit // len(chosen))
+    stands_for = sum(s["count"] for s in shards) / sum(s["count"] for s in chosen)
+    picked = []
+    for shard in chosen:
+        samples = plan.shard_samples(shard)
+        step = max(1, -(-len(samples) // per_shard))
+        weight = stands_for * len(samples) / len(samples[::step])
+        picked.extend((s, weight) for s in samples[::step])
+    return picked, len(picked)
 
 
 @dataclass
@@ -60,13 +94,16 @@ class Estimate:
         return out
 
 
-def _done_rows(plan: RunPlan) -> list[dict]:
-    from pipeline.run.shard_state import collect, shard_rows
+def _done_rows(plan: RunPlan, states) -> Iterator[dict]:
+    """The durable rows of the shards that have any, one shard at a time."""
+    from pipeline.run.shard_state import shard_rows
 
-    return [r for s in collect(plan) for r in shard_rows(plan.root, s)]
+    for st in states:
+        if st.done:
+            yield from shard_rows(plan.root, st)
 
 
-def measured_rate(rows: list[dict], device: str) -> tuple[float, int] | None:
+def measured_rate(rows: Iterable[dict], device: str) -> tuple[float, int] | None:
     """(seconds per million pixel-evaluations, samples) over this run's ok rows on `device` (cpu/cuda)."""
     seconds = mpe = 0.0
     n = 0
@@ -111,25 +148,28 @@ def benchmark_rate(config: dict, device: str, results: Path = BENCH_RESULTS) -> 
 def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[int, int] | None],
              results: Path = BENCH_RESULTS) -> Estimate:
     """Cost of the plan's pending samples on `device` ("cpu" or "cuda")."""
+    from pipeline.run.shard_state import collect
+
     config = plan.data.get("config", {})
     iterations = int(config.get("iterations") or 0)
-    samples = planned_samples(plan)
-    rows = _done_rows(plan)
-    done = {r["key"] for r in rows}
-    pending = [s for s in samples if s.key not in done]
-    step = max(1, len(samples) // HEADER_SAMPLE)
-    picked = samples[::step]
-    sizes_read = [working_size(s) for s in picked]
-    scale = len(samples) / max(1, len(picked))
-    sizes = Counter({wh: round(n * scale) for wh, n in Counter(sizes_read).items()})
-    readable = [wh for wh in sizes_read if wh is not None]
-    mean_pixels = sum(w * h for w, h in readable) / len(readable) if readable else 0.0
-    pixel_evals = mean_pixels * iterations * len(pending)
-    own = measured_rate(rows, device)
+    states = collect(plan)
+    pending = sum(st.planned - st.done for st in states)
+    picked, n_picked = header_samples(plan)
+    sizes: Counter = Counter()
+    pixels = weight = 0.0
+    for sample, stands_for in picked:
+        wh = working_size(sample)
+        sizes[wh] += stands_for
+        if wh is not None:
+            pixels += wh[0] * wh[1] * stands_for
+            weight += stands_for
+    sizes = Counter({wh: round(n) for wh, n in sizes.items()})
+    pixel_evals = (pixels / weight if weight else 0.0) * iterations * pending
+    own = measured_rate(_done_rows(plan, states), device)
     if own is not None:
         rate, source = own[0], f"this run's measured rate ({own[1]} samples on {device})"
     else:
         bench = benchmark_rate(config, device, results)
         rate, source = bench if bench else (None, f"no finished samples on {device} and no benchmark record "
                                                    f"for {device} in {results}")
-    return Estimate(len(samples), len(pending), iterations, sizes, len(picked), pixel_evals, rate, source, device)
+    return Estimate(plan.total, pending, iterations, sizes, n_picked, pixel_evals, rate, source, device)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image
 
 from pipeline.config import StyleConfig
 from pipeline.io.images import load_image, resize, target_size
 from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, Task, failed
+
+if TYPE_CHECKING:  # torch is imported where samples are processed: planning needs none
+    import torch
 
 
 class MethodTask(Task):
@@ -43,9 +46,9 @@ class MethodTask(Task):
         return int(self.cfg.seed)
 
     def weights_digest(self) -> str:
-        from pipeline.models.weights import load_backbone_state
+        from pipeline.models.weights import backbone_digest
 
-        return load_backbone_state(self.cfg.network, self.cfg.weights)[1]["state_digest"]
+        return backbone_digest(self.cfg.network, self.cfg.weights)
 
     def setup(self, device: str) -> None:
         from pipeline.models.vgg import Backbone
@@ -79,6 +82,8 @@ class MethodTask(Task):
         raise NotImplementedError
 
     def _one(self, sample: Sample) -> SampleResult:
+        import torch
+
         start = time.perf_counter()
         try:
             torch.manual_seed(sample.seed % (1 << 63))
@@ -151,5 +156,5 @@ def _finite(obj) -> bool:
 
 
 def check_pixels(pixels: torch.Tensor) -> None:
-    if not torch.isfinite(pixels).all():
+    if not pixels.isfinite().all():
         raise NonFiniteResult("non-finite pixels in the result")

@@ -20,8 +20,6 @@ import re
 import threading
 import time
 
-import torch
-
 from pipeline.config import StyleConfig
 from pipeline.errors import FAILED_OOM, BadInput
 from pipeline.io.images import encode_image, load_image, to_pil
@@ -193,12 +191,11 @@ class StylizeTask(MethodTask):
     def batch_key(self, sample: Sample):
         """(working size, styles) from the content's header: the runner batches equal keys."""
         from pipeline.io.images import image_size
-        from pipeline.methods.stylize import working_size
 
         wh = image_size(sample.source)
         if wh is None:
             return None  # unreadable: its decode fails in `load` and is recorded per sample
-        return working_size(wh, self.cfg), tuple(sample.styles)
+        return self.cfg.working_size(wh), tuple(sample.styles)
 
     def shard_key(self, sample: Sample):
         """--shard-order size: the plan groups samples by `batch_key` (header reads only)."""
@@ -277,6 +274,8 @@ class StylizeTask(MethodTask):
         `key` is ((w, h), styles); a (w, h) smaller than the samples' own working
         size comes from the out-of-memory fallback and is used instead.
         """
+        import torch  # here, not at the top: planning a run reads this module without torch
+
         from pipeline.io.images import resize
         from pipeline.methods.stylize import StylizeJob, stylize_batch
 

@@ -170,3 +170,23 @@ def test_key_collisions_are_refused_before_anything_is_written(tmp_path):
     assert r.stderr.strip().splitlines() == [
         "nst: error: two inputs map to the key 'a_b' (samples 0 and 1); use --key-from index"]
     assert not out.exists()
+
+
+def test_planning_loads_no_torch(tmp_path):
+    """`--plan-only` (what a login node runs before sbatch) streams the plan and prints the
+    estimate without importing torch, whose import alone is most of a planner's memory."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    for i in range(4):
+        picture(data / f"p{i}.png", seed=i)
+    style = picture(tmp_path / "s.png", seed=9)
+    code = ("import sys\nfrom pipeline.cli import main\nsys.argv = ['nst'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('TORCH', 'torch' in sys.modules, e.code)\n")
+    for device in ("auto", "cpu"):
+        r = subprocess.run([sys.executable, "-c", code, "stylize", str(data), "--style", str(style), "--out",
+                            str(tmp_path / f"run-{device}"), "--size", "32", "--device", device, "--plan-only"],
+                           capture_output=True, text=True)
+        assert "4 samples in 1 shards" in r.stdout and "estimate" in r.stdout, r.stderr[-2000:]
+        assert r.stdout.strip().splitlines()[-1] == "TORCH False 0", r.stdout
