@@ -145,8 +145,10 @@ def plan_into(task: Task, shard_size: int, plan_dir: Path, hash_inputs: bool) ->
     """Stream the task's plan into plan_dir; the run.json content and the plan's figures."""
     config = task.identity()
     seed = task.seed()
-    result = plan_rows(_KeyCheck()(_rows(task, seed)), shard_size, task.shard_prefix, FileSink(plan_dir),
+    sink = FileSink(plan_dir)
+    result = plan_rows(_KeyCheck()(_rows(task, seed)), shard_size, task.shard_prefix, sink,
                        group_of=_group_of(task), hash_inputs=hash_inputs)
+    sink.sync()
     if result.total == 0:
         raise BadInput("the plan is empty: no samples to produce")
     data = {

@@ -34,8 +34,9 @@ def _schema():
     ])
 
 
-def write_samples(path: Path, rows: list[dict]) -> None:
-    """Write one shard's rows (temp file, fsync, rename)."""
+def write_samples(path: Path, rows: list[dict], sync: bool = True) -> None:
+    """Write one shard's rows (temp file, fsync, rename). sync=False leaves the fsync to the
+    caller: the planner syncs a whole scratch folder at once before publishing it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -43,8 +44,9 @@ def write_samples(path: Path, rows: list[dict]) -> None:
     table = pa.Table.from_pydict(cols, schema=_schema())
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
+    if sync:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

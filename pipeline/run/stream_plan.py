@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from pipeline.io.atomic import fsync_dir
 from pipeline.io.hashing import sha256_file
 from pipeline.run.sample_files import read_samples, write_samples
 
@@ -214,14 +215,31 @@ def changed_inputs(plan_dir: Path, shards: list[dict], old_blocks: list[str], ne
 
 
 class FileSink:
-    """Writes each shard's rows to plan_dir/{name}.parquet."""
+    """Writes each shard's rows to plan_dir/{name}.parquet; `sync` makes them durable at the end.
+
+    One fsync per file as it is written cost about 5 ms each here (50 s for a 10M-row plan);
+    fsyncs issued together from a thread pool share the filesystem's journal commits.
+    """
 
     def __init__(self, plan_dir: Path):
         self.plan_dir = plan_dir
         plan_dir.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, shard: dict, rows: list[dict]) -> None:
-        write_samples(self.plan_dir / f"{shard['name']}.parquet", rows)
+        write_samples(self.plan_dir / f"{shard['name']}.parquet", rows, sync=False)
+
+    def sync(self, threads: int = 16) -> None:
+        """fsync every file of plan_dir, then the folder itself."""
+        def fsync(name: str) -> None:
+            fd = os.open(self.plan_dir / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(fsync, os.listdir(self.plan_dir)))
+        fsync_dir(self.plan_dir)
 
     def rename(self, old: str, new: str) -> None:
         os.replace(self.plan_dir / f"{old}.parquet", self.plan_dir / f"{new}.parquet")
