@@ -139,9 +139,9 @@ def worker_one_shard(out: str, data: str, style: str, shard_order: str) -> int:
 
     from pipeline.bench.scale_api import one_shard
 
-    n, seconds = one_shard(out, data, style, shard_order)
+    n, seconds, threads = one_shard(out, data, style, shard_order)
     print("SCALE-MEASURE " + json.dumps({
-        "samples": n, "shard_seconds": round(seconds, 2), "samples_per_s": round(n / seconds, 1),
+        "samples": n, "shard_seconds": round(seconds, 2), "samples_per_s": round(n / seconds, 1), "threads": threads,
         "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
     return 0
 
@@ -167,9 +167,10 @@ def bench_case(name: str, data: Path, style: Path, out: Path, env: dict, shard_o
     row["run_dir_mb"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6, 1)
     if plan["rc"] != 0:
         return row
-    if worker:
+    if worker:  # with the threads a worker takes by default (this machine's cores), as `nst stylize` runs it
+        worker_env = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
         row["worker"] = measured([sys.executable, "-m", "pipeline.bench.scale", "worker", str(out), str(data),
-                                  str(style), shard_order, *extra], env)
+                                  str(style), shard_order, *extra], worker_env)
     row["status"] = measured(_wrap([*_nst(), "status", str(out)]), env)
     return row
 
@@ -184,7 +185,7 @@ def machine() -> dict:
 def run(scale: int, work: Path, cases: list[str], rows_10m: int, results: Path | None,
         markdown: Path | None = None, before: bool = False) -> dict:
     """One scale: `scale` samples; returns (and saves) the record."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}  # planning and status: no torch
     work.mkdir(parents=True, exist_ok=True)
     style = work / "style.png"
     if not style.exists():

@@ -6,11 +6,16 @@ from __future__ import annotations
 import time
 
 
-def one_shard(out: str, data: str, style: str, shard_order: str) -> tuple[int, float]:
-    """Open the run as `nst stylize` does, finish its first pending shard; (samples, seconds)."""
+def one_shard(out: str, data: str, style: str, shard_order: str) -> tuple[int, float, int]:
+    """Open the run as `nst stylize` does, finish its first pending shard; (samples, seconds, threads)."""
+    import torch
+
     from pipeline import api
     from pipeline.run.plan import open_run
+    from pipeline.run.threads import resolve_threads
     from pipeline.run.worker import Worker, WorkerOptions
+
+    torch.set_num_threads(resolve_threads(None))  # a worker's default, as the runner sets it
 
     cfg = api.method_config("stylize", "default", {"size": 16, "iterations": 1, "seed": None}, [])
     task = api.method_task("stylize", cfg, data=data, styles=[style], shard_order=shard_order)
@@ -22,4 +27,4 @@ def one_shard(out: str, data: str, style: str, shard_order: str) -> tuple[int, f
     worker.try_shard(shard)
     seconds = time.perf_counter() - t
     worker.close()
-    return worker.stats.processed, seconds
+    return worker.stats.processed, seconds, torch.get_num_threads()
