@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.engine.compiled import COMPILE_MODES
+from pipeline.engine.objectives import REDUCTIONS
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.weights import BACKBONES
@@ -44,6 +45,7 @@ class StyleConfig:
     style_weights: list[float] = field(default_factory=lambda: [10.0, 10.0, 50.0, 10.0, 10.0])
     style_blend: list[float] | None = None
     tv_weight: float = 200.0
+    loss_reduction: str = "sum"   # sum: the reference's terms (content and tv grow with H·W); mean: size-normalised
     iterations: int = 300
     init: str = "noise"
     optimizer: str = "lbfgs"
@@ -59,8 +61,9 @@ class StyleConfig:
     precision: str = "fp32"
     batch_size: int | str = 1   # samples optimised together, or "auto": from free memory, up to max_batch
     max_batch: int = 8
-    coarse_fraction: float = 0.0  # share of `iterations` spent first at coarse_scale of the size (0: off)
-    coarse_scale: float = 0.5
+    # multi-resolution schedule: [scale of the size, share of `iterations`] per coarse stage, coarsest
+    # first; the rest of `iterations` runs at full size ([]: one stage at full size)
+    coarse_stages: list = field(default_factory=list)
     compile: str = "none"       # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
     output_format: str = "png"
     log_every: int = 10
@@ -82,7 +85,8 @@ class StyleConfig:
                 f"but there are {len(self.style_layers)} style layers"
             )
         for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("pooling", POOLINGS),
-                              ("precision", PRECISIONS), ("output_format", FORMATS), ("compile", COMPILE_MODES)):
+                              ("precision", PRECISIONS), ("output_format", FORMATS),
+                              ("loss_reduction", REDUCTIONS), ("compile", COMPILE_MODES)):
             if getattr(self, name) not in choices:
                 raise BadInput(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.batch_size != "auto":
@@ -92,10 +96,7 @@ class StyleConfig:
         for name in ("content_weight", "tv_weight"):
             if float(getattr(self, name)) < 0:
                 raise BadInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0.0 <= float(self.coarse_fraction) < 1.0:
-            raise BadInput(f"coarse_fraction must be in [0, 1), got {self.coarse_fraction!r}")
-        if not 0.0 < float(self.coarse_scale) < 1.0:
-            raise BadInput(f"coarse_scale must be in (0, 1), got {self.coarse_scale!r}")
+        self._check_stages()
         if self.lbfgs_max_step <= 0:
             raise BadInput(f"lbfgs_max_step must be > 0, got {self.lbfgs_max_step!r}")
         if self.learning_rate <= 0:
@@ -103,6 +104,21 @@ class StyleConfig:
         if self.style_scale is not None and self.style_scale <= 0:
             raise BadInput(f"style_scale must be > 0, got {self.style_scale!r}")
         return self
+
+    def _check_stages(self) -> None:
+        stages = self.coarse_stages
+        bad = (not isinstance(stages, list)
+               or any(not isinstance(s, (list, tuple)) or len(s) != 2
+                      or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in s) for s in stages))
+        if bad:
+            raise BadInput(f"coarse_stages must be a list of [scale, share] pairs, got {stages!r}")
+        self.coarse_stages = [[float(a), float(b)] for a, b in stages]
+        scales = [a for a, _ in self.coarse_stages]
+        if any(not 0.0 < a < 1.0 for a in scales) or scales != sorted(set(scales)):
+            raise BadInput(f"coarse_stages scales must be increasing, each in (0, 1), got {stages!r}")
+        shares = [b for _, b in self.coarse_stages]
+        if any(b <= 0 for b in shares) or sum(shares) >= 1.0:
+            raise BadInput(f"coarse_stages shares must be > 0 and sum to less than 1, got {stages!r}")
 
     def _positive_int(self, name: str) -> None:
         value = getattr(self, name)

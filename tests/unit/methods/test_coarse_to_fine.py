@@ -1,4 +1,4 @@
-"""The optional coarse-to-fine schedule: part of the budget at a smaller size, then full size."""
+"""The multi-resolution schedule (coarse_stages): parts of the budget at smaller sizes, then full size."""
 
 import dataclasses
 
@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import build_config
 from pipeline.errors import BadInput
-from pipeline.methods.stylize import StyleTargets, StylizeJob, coarse_plan, stylize_batch
+from pipeline.methods.stylize import StyleTargets, StylizeJob, stage_plan, stylize_batch
 from tests.conftest import make_image
 
 
@@ -16,20 +16,21 @@ def _cfg(**kw):
     return build_config(overrides=base)
 
 
-def test_coarse_plan():
-    assert coarse_plan(_cfg(), (80, 64)) == (0, None)                                  # off by default
-    assert coarse_plan(_cfg(coarse_fraction=0.5), (80, 64)) == (10, (40, 32))
-    assert coarse_plan(_cfg(coarse_fraction=0.5), (80, 60)) == (0, None)               # 30 px: too small
-    assert coarse_plan(_cfg(coarse_fraction=0.25, coarse_scale=0.75), (80, 64)) == (5, (60, 48))
-    assert coarse_plan(_cfg(coarse_fraction=0.99, iterations=3), (80, 64)) == (2, (40, 32))  # >= 1 at full size
-    with pytest.raises(BadInput, match="coarse_fraction must be in \\[0, 1\\), got 1.0"):
-        _cfg(coarse_fraction=1.0)
-    with pytest.raises(BadInput, match="coarse_scale must be in \\(0, 1\\), got 2.0"):
-        _cfg(coarse_scale=2.0)
+def test_stage_plan():
+    assert stage_plan(_cfg(coarse_stages=[]), (80, 64)) == [(20, (80, 64))]           # one full-size stage
+    assert stage_plan(_cfg(coarse_stages=[[0.5, 0.5]]), (80, 64)) == [(10, (40, 32)), (10, (80, 64))]
+    assert stage_plan(_cfg(coarse_stages=[[0.5, 0.5]]), (80, 60)) == [(20, (80, 60))]  # 30 px: too small
+    assert stage_plan(_cfg(coarse_stages=[[0.25, 0.5], [0.5, 0.25]], size=160), (160, 128)) == [
+        (10, (40, 32)), (5, (80, 64)), (5, (160, 128))]
+    assert stage_plan(_cfg(coarse_stages=[[0.5, 0.99]], iterations=3), (80, 64)) == [(2, (40, 32)), (1, (80, 64))]
+    for bad, why in (([[0.5, 0.5], [0.25, 0.2]], "increasing"), ([[1.0, 0.5]], "increasing"),
+                     ([[0.25, 0.6], [0.5, 0.4]], "sum to less than 1"), ([0.5], "pairs"), ("x", "pairs")):
+        with pytest.raises(BadInput, match=f"coarse_stages .*{why}"):
+            _cfg(coarse_stages=bad)
 
 
 def test_coarse_then_fine_spends_the_budget_and_ends_at_full_size(backbone):
-    cfg = _cfg(coarse_fraction=0.5)
+    cfg = _cfg(coarse_stages=[[0.5, 0.5]])
     content, style = make_image((80, 64), 0), make_image((64, 64), 1, "style")
     targets = StyleTargets(backbone, cfg)
     logged = []
@@ -40,7 +41,7 @@ def test_coarse_then_fine_spends_the_budget_and_ends_at_full_size(backbone):
     assert [d for d, _ in logged] == sorted(d for d, _ in logged) and logged[-1] == (20, 20)
     assert {t for _, t in logged} == {20}                     # one progress scale over both stages
     assert targets.computed == 2                              # style targets at both sizes
-    plain, base = stylize_batch(backbone, dataclasses.replace(cfg, coarse_fraction=0.0), targets,
+    plain, base = stylize_batch(backbone, dataclasses.replace(cfg, coarse_stages=[]), targets,
                                 StylizeJob([content], [("s", style)], [0]))
     assert (plain - pixels).abs().max() > 1.0                 # the schedule changed the path
     # both optimise the same full-size objective: the final losses are of the same order
