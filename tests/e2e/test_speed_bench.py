@@ -31,9 +31,16 @@ def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
     classic, prod = rec["rows"][0], rec["rows"][1]
     assert classic["images"] == 2 and classic["batch"] == 1 and classic["evaluations"] == 12
     assert prod["path"] == "production" and prod["batch"] == 2 and len(prod["losses"]) == 2
-    # the schedule: 6 evaluations at 32 px (a quarter of a full one each), then 6 at 64 px
-    assert prod["stages"] == [[6, 32], [6, 64]] and prod["weighted_evaluations"] == 6 / 4 + 6
-    assert [e for e, _ in prod["curve"]] == [1.5 + 2, 1.5 + 4, 1.5 + 6] and prod["curve"][-1][1] == prod["losses"]
+    # the schedule: 6 evaluations at 32 px (a quarter of a full one each), then up to 6 at 64 px,
+    # checked every 2 and stopped at the first check where both samples are at their bar
+    assert prod["planned_stages"] == [[6, 32], [6, 64]] and prod["stages"][0] == [6, 32]
+    done = prod["stages"][1][0]
+    assert 2 <= done <= 6 and prod["weighted_evaluations"] == 6 / 4 + done
+    assert [e for e, _ in prod["curve"]] == [1.5 + k for k in range(2, done + 1, 2)]
+    assert prod["curve"][-1][1] == prod["losses"]
+    assert prod["stopped_at_bar"] == (done < 6)
+    if prod["stopped_at_bar"]:
+        assert prod["quality_evals"] == 1.5 + done and all(a <= b for a, b in zip(prod["losses"], classic["losses"]))
     # both stop at block5_conv1; the strong-Wolfe row runs the whole network
     assert classic["forward_to"] == prod["forward_to"] == "block5_conv1"
     assert rec["rows"][2]["forward_to"] == "block5_pool"
@@ -44,8 +51,8 @@ def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
     if prod["quality_evals"] is not None:   # a 6-evaluation bar is usually reached; the figures must agree
         assert abs(prod["images_per_hour_at_quality"] * prod["quality_seconds_per_image"] - 3600) < 1e-6
         assert (pics / "classic-vs-production-64px.jpg").is_file()
-    assert any(line.startswith("quality production bf16 batch 2 (stages 6@32px -> 6@64px)") or
-               line.startswith("quality production fp32 batch 2 (stages 6@32px -> 6@64px)") for line in lines)
+    quality = [line for line in lines if line.startswith("quality production ")]
+    assert len(quality) == 1 and f"(stages 6@32px -> {done}@64px)" in quality[0]
     text = md.read_text()
     assert "| classic (torch L-BFGS, no line search) | fp32 |" in text and "img/h at quality" in text
     # the profile: a kernel table of one production evaluation with the convolutions' share
