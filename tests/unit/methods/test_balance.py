@@ -15,7 +15,7 @@ from pipeline.engine.compiled import forward_parts
 from pipeline.engine.objectives import gram
 from pipeline.engine.precision import resolve_precision, use_channels_last
 from pipeline.io.images import load_image, resize, to_tensor
-from pipeline.tasks.stylize import build_objective
+from pipeline.methods.stylize import build_objective
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # 1024 px through VGG16 on a CPU: tens of seconds
