@@ -63,26 +63,31 @@ def _ratio_lines(result: dict) -> list[str]:
     return lines
 
 
+def _rows_with(result: dict, key: str, line) -> list[str]:
+    """line(row) for every row after the first that carries `key`."""
+    return [line(r) for r in result["rows"][1:] if key in r]
+
+
 def _at_quality_lines(result: dict) -> list[str]:
     """Evaluations and wall time to the classic run's final loss (the quality bar), per production row."""
     if not _is_classic(result):
         return []
     classic = result["rows"][0]
     n = classic["evaluations"] // classic["images"]
-    lines = []
-    for r in result["rows"][1:]:
-        if "images_per_hour_at_quality" not in r:
-            continue
-        head = (f"{r['path']} {r['precision']} batch {r['batch']} (stages {_stages(r)}): every sample at or below "
-                f"the classic {n}-evaluation loss")
-        if r["quality_evals"] is None:
-            lines.append(f"{head}: not reached in {r['weighted_evaluations']:.1f} full-size-equivalent evaluations")
-        else:
-            lines.append(f"{head} after {r['quality_evals']:.1f} full-size-equivalent evaluations, "
-                         f"{r['quality_seconds_per_image']:.2f} s/image: {r['images_per_hour_at_quality']:.0f} "
-                         f"images/hour at quality, {r['quality_speedup']:.2f}x less wall time than the classic run "
-                         f"({classic['seconds_per_image']:.2f} s/image)")
-    return lines
+
+    return _rows_with(result, "images_per_hour_at_quality", lambda r: _outcome(
+        r, f"{r['path']} {r['precision']} batch {r['batch']} (stages {_stages(r)}): every sample at or below "
+           f"the classic {n}-evaluation loss",
+        lambda: f"not reached in {r['weighted_evaluations']:.1f} full-size-equivalent evaluations",
+        lambda: f"after {r['quality_evals']:.1f} full-size-equivalent evaluations, "
+                f"{r['quality_seconds_per_image']:.2f} s/image: {r['images_per_hour_at_quality']:.0f} "
+                f"images/hour at quality, {r['quality_speedup']:.2f}x less wall time than the classic run "
+                f"({classic['seconds_per_image']:.2f} s/image)"))
+
+
+def _outcome(r: dict, head: str, missing, reached) -> str:
+    """The head, then what `missing()` or `reached()` says, as the row did or did not get to the bar."""
+    return f"{head}: {missing()}" if r["quality_evals"] is None else f"{head} {reached()}"
 
 
 def _stages(r: dict) -> str:
@@ -91,18 +96,12 @@ def _stages(r: dict) -> str:
 
 def _quality_lines(result: dict) -> list[str]:
     """Older records: time to the strong-Wolfe reference's final loss at equal evaluations."""
-    lines = []
-    for r in result["rows"][1:]:
-        if "quality_time_ratio" not in r:
-            continue
-        head = (f"{r['path']} {r['precision']} batch {r['batch']}: every sample at or below the reference's final "
-                f"loss (fp32 eval, checked at {len(r['curve'])} points)")
-        if r["quality_evals"] is None:
-            lines.append(f"{head}: not reached in {r['evaluations'] // r['images']} evaluations")
-        else:
-            lines.append(f"{head} after {r['quality_evals']} of {r['evaluations'] // r['images']} evaluations: "
-                         f"time x{r['quality_time_ratio']:.3f} the reference's (speedup {r['quality_speedup']:.2f}x)")
-    return lines
+    return _rows_with(result, "quality_time_ratio", lambda r: _outcome(
+        r, f"{r['path']} {r['precision']} batch {r['batch']}: every sample at or below the reference's final "
+           f"loss (fp32 eval, checked at {len(r['curve'])} points)",
+        lambda: f"not reached in {r['evaluations'] // r['images']} evaluations",
+        lambda: f"after {r['quality_evals']} of {r['evaluations'] // r['images']} evaluations: "
+                f"time x{r['quality_time_ratio']:.3f} the reference's (speedup {r['quality_speedup']:.2f}x)"))
 
 
 def _precision_lines(result: dict) -> list[str]:
