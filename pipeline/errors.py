@@ -10,8 +10,13 @@ EXIT_BAD_INPUT = 2       # a file, value or option the user gave is wrong
 EXIT_SAMPLES_FAILED = 3  # the run finished but some samples failed
 EXIT_VERIFY_FAILED = 4   # `nst verify` found an inconsistency
 EXIT_RUN_MISMATCH = 5    # an existing run directory holds a different run
+EXIT_DISK_FULL = 6       # the output's disk is full (ENOSPC, EDQUOT); free space, rerun to resume
+EXIT_NOT_WRITABLE = 7    # the output folder is read-only or not ours to write (EROFS, EACCES)
+EXIT_IO_ERROR = 8        # any other I/O error writing the output (EIO, ...)
 EXIT_PREEMPTED = 75      # stopped on a preemption signal; requeued (EX_TEMPFAIL)
 EXIT_REQUEUE_LIMIT = 76  # SLURM: time limit hit too often without progress; not requeued
+EXIT_SIGINT = 130        # stopped by Ctrl-C (128 + SIGINT); rerun to resume
+EXIT_SIGTERM = 143       # stopped by SIGTERM (128 + SIGTERM); rerun to resume
 
 
 # Status of a sample in a manifest. "ok" is the only success.
@@ -19,10 +24,11 @@ OK = "ok"
 FAILED_DECODE = "failed_decode"          # an input image could not be decoded
 FAILED_NAN = "failed_nan"                # the optimisation produced NaN/inf
 FAILED_OOM = "failed_oom"                # the device ran out of memory, at every size tried
-FAILED_IO = "failed_io"                  # an input file is missing or unreadable
+FAILED_MISSING = "failed_missing"        # an input file is gone (deleted or moved after planning)
+FAILED_IO = "failed_io"                  # an input file cannot be read (a directory, permissions, EIO)
 SKIPPED_TOO_LARGE = "skipped_too_large"  # the input has more pixels than PIL will decode
 FAILED_ERROR = "failed_error"            # any other exception (message says which)
-STATUSES = (OK, FAILED_DECODE, FAILED_NAN, FAILED_OOM, FAILED_IO, SKIPPED_TOO_LARGE, FAILED_ERROR)
+STATUSES = (OK, FAILED_DECODE, FAILED_NAN, FAILED_OOM, FAILED_MISSING, FAILED_IO, SKIPPED_TOO_LARGE, FAILED_ERROR)
 
 
 class NSTError(Exception):
@@ -48,6 +54,10 @@ class DecodeError(BadInput):
 
 class MissingInput(DecodeError):
     """An input image is missing, a directory or unreadable (failed_io)."""
+
+
+class InputNotFound(MissingInput):
+    """An input image does not exist (any more) (failed_missing)."""
 
 
 class NonFiniteResult(RuntimeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in notebooks (the Python API), the text bar in a terminal
 
 
 def bar(total: int, desc: str, unit: str = "it", position: int = 0, disable: bool = False) -> tqdm:

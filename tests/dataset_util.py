@@ -85,3 +85,16 @@ class FileTask:
         from pipeline.run.task import Planned
 
         return [Planned(str(f)) for f in self.files]
+
+
+def write_tar(path: Path, members) -> Path:
+    """A tar of (name, bytes) members in order, as webdataset writers make them."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path

@@ -14,6 +14,20 @@ from pipeline.io.atomic import atomic_write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "results"
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return model
+
+
 COLUMNS = ["path", "precision", "batch", "images", "evals/img", "full-size equiv.", "evals to quality",
            "s/img", "img/h", "img/h at quality", "evals/s",
            "GFLOP/eval", "TFLOP/s", "% matmul", "peak MiB", "MiB/img", "final loss per sample (fp32 eval)"]
@@ -289,6 +303,11 @@ def render_benchmarks(results_dir: str | Path = RESULTS_DIR, out: str | Path = "
     ]
     for f in files:
         parts.append(markdown_section(json.loads(f.read_text()), f.stem))
+    scale_dir = Path(results_dir) / "scale"
+    if any(scale_dir.glob("*.json")):
+        from pipeline.bench import scale_report
+
+        parts.append(scale_report.markdown(scale_report.load(scale_dir)))
     text = "\n".join(parts)
     atomic_write_text(Path(out), text)
     return text

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -215,15 +214,9 @@ def matmul_tflops(device: torch.device, dtype=torch.bfloat16, windows: int = 3) 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {torch.get_num_threads()} threads"
+    from pipeline.bench.report import cpu_model
+
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 # ------------------------------------------------------------------ paths

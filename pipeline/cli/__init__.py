@@ -4,9 +4,17 @@
 The console entry point is `nst = "pipeline.cli:main"`.
 """
 
-from pipeline.cli import one, info, bench, dataset, methods, slurm  # noqa: F401,I001  (each registers its commands, in help order)
+from pipeline.cli import one, info, bench, dataset, report, methods, slurm  # noqa: F401,I001  (each registers its commands, in help order)
 from pipeline.cli.app import app
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from pipeline.errors import EXIT_SIGINT
+
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its handlers (while planning)
+        print("nst: stopped by SIGINT before any work was done", file=sys.stderr)
+        sys.exit(EXIT_SIGINT)

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
-from pipeline.errors import EXIT_BAD_INPUT, NSTError
+from pipeline.errors import NSTError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Typer's --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+app = typer.Typer(add_completion=True, no_args_is_help=True,
                   help="Neural style transfer and its sister methods over whole datasets.")
+
+THREADS = typer.Option(None, help="Torch threads per CPU worker [default: the cores this process may use "
+                                  "(os.sched_getaffinity) shared among the workers, or OMP_NUM_THREADS if set]")
+DETERMINISTIC = typer.Option(False, "--deterministic", help="One thread per CPU worker: byte-identical outputs "
+                                                            "whatever the core count and --devices, slower")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Optional[bool] = typer.Option(None, "--version", callback=_print_version, is_eager=True,
+                                                 help="Print the version and exit")) -> None:
+    """Neural style transfer and its sister methods over whole datasets."""
 
 
 def fail(exc: NSTError) -> None:
@@ -15,14 +37,3 @@ def fail(exc: NSTError) -> None:
     typer.echo(f"nst: error: {exc}", err=True)
     raise typer.Exit(exc.exit_code)
 
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NSTError(f"device {device!r} requested but CUDA is not available", EXIT_BAD_INPUT)
-    if device != "cpu" and not device.startswith("cuda"):
-        raise NSTError(f"unknown device {device!r} (cpu, cuda, cuda:N or auto)", EXIT_BAD_INPUT)
-    return device

@@ -15,5 +15,12 @@ from pipeline.cli.app import app
 def bench(ctx: typer.Context):
     """The classic run (the quality bar) against the production path: evaluations and time to quality."""
     from pipeline.bench.cli import main
+    from pipeline.run.signals import Stopped, install_stop_signals
 
-    raise typer.Exit(main(list(ctx.args), "nst bench"))
+    install_stop_signals(raise_at_once=True)  # nothing to finish: a stop ends the measurement, saves nothing
+    try:
+        code = main(list(ctx.args), "nst bench")
+    except Stopped as stop:
+        typer.echo(f"nst: stopped by {stop.signame}: benchmark cut short, no partial result written", err=True)
+        raise typer.Exit(stop.exit_code)
+    raise typer.Exit(code)

@@ -8,13 +8,14 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import app, fail
-from pipeline.errors import EXIT_OK, EXIT_VERIFY_FAILED, NSTError
+from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
+from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED, BadInput, NSTError
 
 
 @app.command()
 def stylize(
-    data: Path = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column"),
+    data: str = typer.Argument(..., help="A directory of images, a .txt list, a .csv/.jsonl with a path column, "
+                               "or webdataset shards (a folder of .tar, data/{00000..00099}.tar, shardindex.json)"),
     style: List[Path] = typer.Option([], "--style", "-s", help="Style image or directory (repeatable)"),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; resumed if it exists)"),
     config: str = typer.Option("default", "--config", "-c", help="Preset name in configs/ or a YAML file"),
@@ -29,11 +30,19 @@ def stylize(
                                     "styles where it can (batches fill on mixed datasets); input: shards "
                                     "follow the input order. Fixed when the run is planned"),
     assign: str = typer.Option("one", help="Style assignment: one, random, cycle or all"),
+    styles_per_image: int = typer.Option(1, help="With --assign random: N stylized versions per image, each "
+                                         "with its own seeded style and key suffix"),
+    label_from: Optional[str] = typer.Option(None, help="parent (the class folder) or column:NAME: writes a .cls "
+                                             "member and DIR/classes.json"),
+    key_from: Optional[str] = typer.Option(None, help="index (files' default) or path (the relative path, "
+                                           "sanitised; tars' default is their __key__)"),
+    hash_inputs: bool = typer.Option(False, "--hash-inputs", help="Plan with every input's sha256 (reads "
+                                     "the dataset once before starting); default: size + mtime, workers hash"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out"),
     lease_ttl: float = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over"),
-    threads: int = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical "
-                                        "across --devices; use --devices to occupy more cores)"),
+    threads: Optional[int] = THREADS,
+    deterministic: bool = DETERMINISTIC,
     progress: bool = typer.Option(True, help="Show per-worker progress bars"),
     overlap: bool = typer.Option(True, help="Decode the next batch and encode/write finished samples in "
                                             "background threads while the device computes (--no-overlap: "
@@ -48,13 +57,15 @@ def stylize(
     try:
         opts = RunOptions.pick(locals()).validate()
         cfg = api.method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
-        task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order)
+        task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order,
+                               device=device, styles_per_image=styles_per_image, label_from=label_from,
+                               key_from=key_from)
         if plan_only:
-            plan = api.plan_dataset(task, out, shard_size, overwrite=overwrite)
-            typer.echo(f"nst: run plan {plan.root / 'run.json'}: {len(plan.data['samples'])} samples "
-                       f"in {len(plan.shards)} shards")
+            plan = api.plan_dataset(task, out, shard_size, overwrite=overwrite, hash_inputs=hash_inputs)
+            typer.echo(f"nst: run plan {plan.root / 'run.json'}: {plan.total} samples in {len(plan.shards)} shards")
+            typer.echo("\n".join(api.estimate_cost(plan, task, device).lines()))
             raise typer.Exit(EXIT_OK)
-        code = api.run_dataset(task, opts)
+        code = api.execute_run(task, opts)
     except NSTError as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -64,12 +75,26 @@ def stylize(
 def status(
     out: Path = typer.Argument(..., help="Run directory"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+    watch: bool = typer.Option(False, "--watch", help="One live line (done/total, rate, ETA, failures, stale "
+                               "leases) refreshed every --interval seconds; exits when the run completes "
+                               "(0: all ok, 3: some failed)"),
+    interval: float = typer.Option(2.0, help="Seconds between refreshes with --watch"),
 ):
     """Where a run stands: counts, shards, rate, ETA, most frequent errors."""
     from pipeline.run.plan import load_run
     from pipeline.run.status import format_table, summarize
 
     try:
+        if watch:
+            from pipeline.run.watch import watch_until_complete
+
+            if interval <= 0:
+                raise BadInput(f"--interval must be > 0 seconds, got {interval}")
+            try:
+                summary = watch_until_complete(out, interval)
+            except KeyboardInterrupt:
+                raise typer.Exit(130)
+            raise typer.Exit(EXIT_OK if summary["failed"] == 0 else EXIT_SAMPLES_FAILED)
         summary = summarize(load_run(out))
     except NSTError as exc:
         fail(exc)
@@ -94,6 +119,23 @@ def verify(
     if problems:
         typer.echo(f"nst verify: {len(problems)} problem(s) in {out}", err=True)
         raise typer.Exit(EXIT_VERIFY_FAILED)
-    typer.echo(f"nst verify: {out} is consistent ({len(plan.shards)} shards, "
-               f"{len(plan.data['samples'])} planned samples)")
+    typer.echo(f"nst verify: {out} is consistent ({len(plan.shards)} shards, {plan.total} planned samples)")
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def export(
+    out: Path = typer.Argument(..., help="Run directory (complete)"),
+    to: Path = typer.Option(..., "--to", help="Folder to write (created; an interrupted export resumes)"),
+    format: str = typer.Option("folder", "--format", help="folder: an ImageFolder tree mirroring the inputs"),
+    progress: bool = typer.Option(True, help="Show a progress bar"),
+):
+    """Write a finished run's images as a folder tree that mirrors the inputs' relative paths."""
+    from pipeline import api
+
+    try:
+        written, skipped = api.export_dataset(out, to, format, progress)
+    except NSTError as exc:
+        fail(exc)
+    typer.echo(f"nst export: {written} images written, {skipped} already there, in {to}")
     raise typer.Exit(EXIT_OK)

@@ -1,4 +1,4 @@
-"""`nst weights`, `nst version`: what is installed."""
+"""`nst weights`, `nst presets`, `nst version`: what is installed."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ def weights(
 
 
 @app.command()
+def presets():
+    """List the bundled presets (--config NAME), each with what it is for."""
+    from pipeline.config import describe_preset, preset_dir, preset_names
+
+    names = preset_names()
+    width = max(map(len, names))
+    for name in names:
+        typer.echo(f"{name:<{width}}  {describe_preset(name)}")
+    typer.echo(f"({preset_dir()}; a YAML file of your own layers on its command's preset, or on `base: NAME`)")
+
+
+@app.command()
 def version():
-    """Print the package version."""
+    """Print the package version (also `nst --version`)."""
     typer.echo(__version__)

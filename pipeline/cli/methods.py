@@ -1,4 +1,4 @@
-"""`nst texture`, `nst invert`, `nst dream`, `nst visualize`: the sister methods over datasets.
+"""`nst texture`, `nst invert`, `nst dream`, `nst visualize`, `nst imagine`: the sister methods over datasets.
 
 Each builds its config (preset < options < --set) and Task, and hands it to the
 same runner as `nst stylize` (plan, shards, leases, resume, summary).
@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import app, fail
+from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, NSTError
 
 OUT = typer.Option(..., "--out", "-o", help="Run directory (created; resumed if it exists)")
@@ -26,7 +26,6 @@ RETRY = typer.Option(False, "--retry-failed", help="Reprocess only the failed sa
 OVERWRITE = typer.Option(False, "--overwrite", help="Discard an existing run in --out")
 LEASE_TTL = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over")
 PROGRESS = typer.Option(True, help="Show per-worker progress bars")
-THREADS = typer.Option(1, help="Torch threads per CPU worker process (1 keeps outputs identical across --devices)")
 DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column")
 
 
@@ -49,7 +48,7 @@ def _run_method(method: str, params: dict, overrides: dict | None = None, then=N
                                                            "seed": params["seed"], **(overrides or {})},
                                 params["set_"])
         task = api.method_task(method, cfg, data=params.get("data"), styles=params.get("style") or ())
-        code = api.run_dataset(task, opts)
+        code = api.execute_run(task, opts)
         if then is not None:
             then(task, code)
     except NSTError as exc:
@@ -66,7 +65,7 @@ def texture(
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
     seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
     retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS, threads: int = THREADS,
+    progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
 ):
     """Texture synthesis (Gatys et al. 2015): new images with the Gram statistics of each source."""
     _run_method("texture", locals(), {"count": count})
@@ -84,7 +83,7 @@ def _data_command(method: str, doc: str, then=None):
         set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
         seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
         retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-        progress: bool = PROGRESS, threads: int = THREADS,
+        progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
     ):
         params = dict(locals())
         _run_method(method, params, then=then(params) if then is not None else None)
@@ -110,7 +109,7 @@ def dream(
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
     seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
     retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS, threads: int = THREADS,
+    progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
 ):
     """DeepDream: gradient ascent on a layer's mean squared activation, with jitter and octaves."""
     _run_method("dream", locals(), {"octaves": octaves, "octave_scale": octave_scale, "zoom_frames": zoom_frames,
@@ -122,7 +121,7 @@ def _visualize_reduce(params: dict):
     from pytorch_lightning.utilities import rank_zero_only
 
     from pipeline import api
-    from pipeline.cli.app import pick_device
+    from pipeline.api import pick_device
 
     out, device, progress = params["out"], params["device"], params["progress"]
 
@@ -141,3 +140,37 @@ _data_command("visualize", """Zeiler & Fergus: each filter's top-9 over DATA, pr
     Rerun the same command to redraw the grids from the recorded top-9 (no new pass);
     grid_filters and cell may change between runs.
     """, then=_visualize_reduce)
+
+
+@app.command()
+def imagine(
+    classes: List[str] = typer.Option([], "--class", help="ImageNet class name or index (repeatable): "
+                                      "the classifier's picture of it"),
+    per_class: Optional[int] = typer.Option(None, help="Images per class, each from its own seed"),
+    layer: Optional[str] = typer.Option(None, help="Layer whose channels to draw (VGG16, or the classifier "
+                                        "with --set network=efficientnet-lite0)"),
+    channels: Optional[str] = typer.Option(None, help="Channels of --layer: A-B (inclusive), or A,B,C-D"),
+    out: Path = OUT,
+    config: str = typer.Option("imagine", "--config", "-c", help="Preset name in configs/ or a YAML file"),
+    set_: List[str] = SET,
+    size: Optional[int] = typer.Option(None, help="Side of the square image in pixels"),
+    iterations: Optional[int] = typer.Option(None, help="Adam steps per octave"),
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
+    progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
+    sheet_columns: Optional[int] = typer.Option(None, help="Columns of the contact sheet (default: about square)"),
+):
+    """Imagine a class or a channel from noise (Olah et al. 2017): Fourier-parameterised,
+    colour-decorrelated images optimised under random pad, jitter, scale and rotation.
+    Writes OUT/imagine/sheet.png, a contact sheet of the run, when it is done."""
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from pipeline.tasks.imagine import write_sheet
+
+    def sheet(task, code):
+        if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
+            path = write_sheet(out, task.cfg.output_format, columns=sheet_columns)
+            typer.echo(f"nst imagine: contact sheet {path}", err=True)
+
+    _run_method("imagine", locals(), {"classes": classes or None, "per_class": per_class, "layer": layer,
+                                      "channels": channels}, then=sheet)

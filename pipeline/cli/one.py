@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import app, fail, pick_device
+from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
 from pipeline.errors import NSTError
 
 
@@ -22,14 +22,21 @@ def one(
     set_: List[str] = typer.Option([], "--set", help="Override any config key: key=value"),
     save_every: int = typer.Option(0, help="Write an intermediate image every N evaluations"),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto"),
+    threads: Optional[int] = THREADS,
+    deterministic: bool = DETERMINISTIC,
 ):
     """Stylize one content image with one or more style images."""
     from pipeline.api import run_one
+    from pipeline.run.signals import Stopped, install_stop_signals
 
+    install_stop_signals(raise_at_once=True)  # one image: nothing to finish, a stop ends it at once
     try:
         if len(images) < 2:
             raise NSTError(f"need a content image and at least one style image, got {len(images)} path(s)")
-        run_one(images[0], images[1:], output, config, size, iterations, seed, set_, save_every,
-                pick_device(device))
+        run_one(images[0], images[1:], output, config, size, iterations, seed, set_, save_every, device,
+                threads, deterministic)
     except NSTError as exc:
         fail(exc)
+    except Stopped as stop:  # run_one has removed what it had written
+        typer.echo(f"nst: stopped by {stop.signame}: removed the partial output {output}", err=True)
+        raise typer.Exit(stop.exit_code)

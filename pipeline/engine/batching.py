@@ -11,6 +11,7 @@ that does not fit is retried at a smaller size; only then is it recorded as
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
@@ -67,13 +68,20 @@ def free_bytes(device: torch.device | str) -> int:
     return 4 << 30
 
 
+BLOCK_WIDTHS = (64, 128, 256, 512, 512)  # output channels of each VGG block's convolutions
+
+
 def activation_channels_per_pixel(net, layers) -> float:
-    """Σ over the convolutions run of out_channels × (layer pixels / input pixels)."""
-    stop = net.deepest_index(layers)
+    """Σ over the convolutions run of out_channels × (layer pixels / input pixels).
+    `net` is a VGGFeatures or just its architecture's name ('vgg16'): no weights are needed."""
+    from pipeline.models.layers import layer_index, layer_sequence
+
+    arch = net if isinstance(net, str) else net.arch
+    stop = max(layer_index(name, arch) for name in layers)
     scale, total = 1.0, 0.0
-    for kind, name in net.stages[: stop + 1]:
+    for kind, name in layer_sequence(arch)[: stop + 1]:
         if kind == "conv":
-            total += net.convs[name].out_channels * scale
+            total += BLOCK_WIDTHS[int(name[5]) - 1] * scale
         else:
             scale /= 4.0
     return total
@@ -105,6 +113,31 @@ def auto_batch_size(net, layers, width: int, height: int, cfg, device: torch.dev
     precision = resolve_precision(cfg.precision, device)
     per_image = bytes_per_image(net, layers, width, height, precision, cfg.lbfgs_history)
     return choose_batch_size(per_image, free_bytes(device), cfg.max_batch)
+
+
+def check_fits(arch: str, layers, wh: tuple[int, int], precision: str, history: int, batch: int,
+               device: torch.device | str, available: int | None = None) -> None:
+    """Refuse, before any work, what cannot fit: `batch` images of `wh` against the device's free
+    memory. A CPU host that runs out is killed by the kernel (no OOM fallback can catch that), so
+    this is the only place the user hears why. The message names the largest size (and batch) that fit."""
+    from pipeline.engine.precision import resolve_precision
+    from pipeline.errors import BadInput
+
+    precision = resolve_precision(precision, device)
+    w, h = wh
+    per_image = bytes_per_image(arch, layers, w, h, precision, history)
+    available = free_bytes(device) if available is None else available
+    if batch * per_image <= available:
+        return
+    gib = f"{batch * per_image / 2**30:.1f} GiB, {available / 2**30:.1f} GiB free on {torch.device(device).type}"
+    if batch > 1 and per_image <= available:
+        raise BadInput(f"batch_size {batch} at {w}x{h} px needs about {gib}: "
+                       f"the largest batch that fits is {available // per_image}")
+    per_pixel = per_image / (w * h)
+    aspect = min(w, h) / max(w, h)
+    largest = int(math.sqrt(available / per_pixel / aspect))
+    raise BadInput(f"{w}x{h} px needs about {gib}: the largest size that fits is {largest} "
+                   f"(--size {largest}, batch 1)")
 
 
 # --------------------------------------------------------------- fallback

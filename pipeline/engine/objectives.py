@@ -258,3 +258,95 @@ class MeanSquaredActivation(Objective):
             a = a[:, self.channel: self.channel + 1]
         with no_autocast(a.device.type):
             return {self.name: fp32(a).pow(2).mean(dim=tuple(range(1, a.dim())))}
+
+
+# ------------------------------------------------- feature visualisation (nst imagine)
+# Rewards to maximise (render(..., maximize=True)), one target per sample: a batch may
+# mix classes or channels. They read activations by layer name; `IMAGE` is the decoded
+# image in 0..1 that a parameterised net (pipeline.engine.param.ParamNet) adds to them.
+
+IMAGE = "image"
+
+
+def _per_sample_index(index, batch: int, device) -> torch.Tensor:
+    t = torch.as_tensor(index, device=device).long().flatten()
+    return t.expand(batch) if t.numel() == 1 else t
+
+
+class ClassLogit(Objective):
+    """The logit of each sample's target class (Simonyan et al. 2013: the score before softmax,
+    so the image is pushed towards the class, not merely away from the others)."""
+
+    name = "class"
+
+    def __init__(self, classes, layer: str = "logits"):
+        self.classes, self.layer = classes, layer
+        self.layers = frozenset([layer])
+
+    def parts(self, acts, x):
+        z = fp32(acts[self.layer])
+        idx = _per_sample_index(self.classes, z.shape[0], z.device)
+        return {self.name: z.gather(1, idx.view(-1, 1)).squeeze(1)}
+
+
+class ChannelMean(Objective):
+    """Mean activation of each sample's channel over the whole map (a feature-atlas cell)."""
+
+    name = "channel"
+
+    def __init__(self, layer: str, channels):
+        self.layer, self.channels = layer, channels
+        self.layers = frozenset([layer])
+
+    def _maps(self, acts) -> torch.Tensor:
+        a = acts[self.layer]
+        idx = _per_sample_index(self.channels, a.shape[0], a.device)
+        return fp32(a[torch.arange(a.shape[0], device=a.device), idx])  # (B, H, W)
+
+    def parts(self, acts, x):
+        return {self.name: self._maps(acts).mean(dim=(1, 2))}
+
+
+class CentreNeuron(ChannelMean):
+    """The channel's activation at the centre of the map only (one neuron, one receptive field)."""
+
+    name = "neuron"
+
+    def parts(self, acts, x):
+        m = self._maps(acts)
+        return {self.name: m[:, m.shape[1] // 2, m.shape[2] // 2]}
+
+
+class Diversity(Objective):
+    """Minus the mean cosine similarity of each sample's Gram matrix at `layer` to the others'
+    (Olah et al. 2017): rewards a batch whose members differ in style, not only in position."""
+
+    name = "diversity"
+
+    def __init__(self, layer: str):
+        self.layer = layer
+        self.layers = frozenset([layer])
+
+    def parts(self, acts, x):
+        a = acts[self.layer]
+        b = a.shape[0]
+        if b < 2:
+            return {self.name: torch.zeros(b, device=a.device)}
+        with no_autocast(a.device.type):
+            g = torch.nn.functional.normalize(gram(a).flatten(1), dim=1)
+            sim = g @ g.t()
+            others = (sim.sum(1) - sim.diagonal()) / (b - 1)
+        return {self.name: -others}
+
+
+class ImageTotalVariation(Objective):
+    """Mean squared neighbour difference of the decoded image (0..1): a smoothness penalty
+    for parameterised renders, where x is not the image."""
+
+    name = "tv"
+    layers = frozenset([IMAGE])
+
+    def parts(self, acts, x):
+        img = acts[IMAGE]
+        h, w = img.shape[-2:]
+        return {self.name: tv_loss(img) / float(h * w)}

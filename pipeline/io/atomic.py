@@ -1,10 +1,38 @@
-"""Write-then-rename helpers: a reader never sees a half-written file."""
+"""Write-then-rename helpers: a reader never sees a half-written file.
+
+Files are created with mode 0666 and the process umask applies, as for any other
+tool's files (0644 under umask 022): teammates on shared scratch read the index
+files as they read the tars. (tempfile.mkstemp would make them 0600.)
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
+
+from pipeline.errors import BadInput
+
+
+def temp_beside(path: Path) -> tuple[int, str]:
+    """(fd, name) of a new, exclusively created temporary file next to `path`, mode 0666 & ~umask."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            return os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def make_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create `path` and its parents (a missing output folder is created), or refuse in one line
+    when it cannot be (a file in the way, no permission, read-only filesystem)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot create {what} {str(path)!r}: {exc.strerror or exc}") from None
+    return path
 
 
 def fsync_dir(path: Path) -> None:
@@ -24,7 +52,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = Tru
     """Write data to a unique temporary name beside `path`, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

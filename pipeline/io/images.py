@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.errors import BadInput, DecodeError, MissingInput
+from pipeline.errors import BadInput, DecodeError, InputNotFound, MissingInput
 from pipeline.io.atomic import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB (16-bit and float scaled, palettes expanded, alpha on white)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if arr.max() > 255 else 255.0
@@ -42,20 +43,41 @@ def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
         img = Image.open(io.BytesIO(data))
         img.load()
         img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        return to_rgb(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DecodeError(f"cannot decode image {name!r}: {exc}".splitlines()[0])
 
 
+def read_input(path: str | os.PathLike) -> bytes:
+    """The bytes of an input: a file, or a tar member reference (`pipeline.io.inputs.member_ref`),
+    read by offset. Raises OSError (FileNotFoundError when it is missing)."""
+    from pipeline.io.locations import parse_member_ref, read_range
+
+    ref = parse_member_ref(str(path))
+    if ref is not None:
+        return read_range(*ref)
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Read and decode an image file to RGB, or raise DecodeError naming the path."""
+    """Read and decode an image file (or tar member) to RGB, or raise DecodeError naming the path."""
+    from pipeline.io.locations import parse_member_ref
+
+    if parse_member_ref(str(path)) is not None:
+        try:
+            return decode_image(read_input(path), str(path))
+        except OSError as exc:
+            raise DecodeError(f"cannot read image {str(path)!r}: {exc}") from None
     p = Path(path)
     if not p.exists():
-        raise MissingInput(f"image not found: {str(p)!r}")
+        raise InputNotFound(f"image not found: {str(p)!r}")
     if p.is_dir():
         raise MissingInput(f"expected an image file, got a directory: {str(p)!r}")
     try:
         data = p.read_bytes()
+    except FileNotFoundError:  # deleted between the two calls
+        raise InputNotFound(f"image not found: {str(p)!r}")
     except OSError as exc:
         raise MissingInput(f"cannot read image {str(p)!r}: {exc.strerror}")
     return decode_image(data, str(p))
@@ -65,6 +87,10 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) as `load_image` will return it (EXIF rotation applied), read from the
     header without decoding the pixels; None when the file cannot be read as an image."""
     try:
+        from pipeline.io.locations import parse_member_ref
+
+        if parse_member_ref(str(path)) is not None:
+            path = io.BytesIO(read_input(path))
         with Image.open(path) as img:
             w, h = img.size
             # EXIF as far as the header holds it: img.getexif() would decode a whole PNG

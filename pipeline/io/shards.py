@@ -142,6 +142,14 @@ def read_manifest(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _size_problem(path: Path, expected: int) -> str | None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    return None if size == expected else f"{path.name} has {size} bytes, commit record says {expected}"
+
+
 def commit_holds(paths: ShardPaths, full: bool = False) -> tuple[dict | None, str | None]:
     """(record, problem): whether the shard's tar and manifest match its commit record.
 
@@ -151,12 +159,11 @@ def commit_holds(paths: ShardPaths, full: bool = False) -> tuple[dict | None, st
     rec = read_commit(paths)
     if rec is None:
         return None, "no commit record"
-    try:
-        size = paths.tar.stat().st_size
-    except FileNotFoundError:
-        return rec, f"{paths.tar.name} is missing"
-    if size != rec["tar"]["size"]:
-        return rec, f"{paths.tar.name} has {size} bytes, commit record says {rec['tar']['size']}"
+    problem = _size_problem(paths.tar, rec["tar"]["size"])
+    if problem is not None:
+        return rec, problem
+    if not full and rec["manifest"].get("bytes") is not None:  # sizes only: status reads no rows
+        return rec, _size_problem(paths.manifest, rec["manifest"]["bytes"])
     try:
         man = paths.manifest.read_bytes()
     except FileNotFoundError:
@@ -296,16 +303,26 @@ class ShardWriter:
         atomic_write_text(self.paths.manifest, manifest)
         sha, md5, size = file_digests(self.paths.tar)
         counts: dict[str, int] = {}
+        errors: dict[str, int] = {}
         for k in planned_keys:
             counts[rows[k]["status"]] = counts.get(rows[k]["status"], 0) + 1
+            if rows[k]["status"] != "ok":
+                e = f"{rows[k]['status']}: {rows[k].get('error', '')}"
+                errors[e] = errors.get(e, 0) + 1
+        times = [(r.get("started_at"), r.get("finished_at")) for r in rows.values() if r.get("finished_at")]
         n_members = len(tar_members(self.paths.tar))
         record = {
             "shard": self.paths.name,
             "tar": {"path": f"shards/{self.paths.tar.name}", "sha256": sha, "md5": md5, "size": size,
                     "members": n_members, "samples": counts.get("ok", 0)},
             "manifest": {"path": f"manifests/{self.paths.manifest.name}",
-                         "sha256": hashlib.sha256(manifest.encode()).hexdigest(), "rows": len(planned_keys)},
+                         "sha256": hashlib.sha256(manifest.encode()).hexdigest(), "rows": len(planned_keys),
+                         "bytes": len(manifest.encode())},
             "counts": counts,
+            # what `nst status` needs, so that it never reads a committed shard's rows
+            "errors": dict(sorted(errors.items(), key=lambda e: -e[1])[:20]),
+            "started_at": min((a or b for a, b in times), default=None),
+            "finished_at": max((b for _, b in times), default=None),
             "attempt": self.token,
             **(extra or {}),
         }
@@ -317,8 +334,15 @@ class ShardWriter:
         return record
 
     def abandon(self) -> None:
-        """Stop writing; the durable prefix stays for the next attempt."""
-        self.close()
+        """Stop writing; the durable prefix stays for the next attempt. Never raises: bytes
+        still buffered (a write that failed on a full disk) lie past the last journal line,
+        which the next attempt cuts off anyway."""
+        for f in (self._tar, self._journal):
+            try:
+                if f is not None and not f.closed:
+                    f.close()
+            except OSError:
+                pass
 
 
 def remove_work_files(paths: ShardPaths) -> None:

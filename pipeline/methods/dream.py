@@ -10,6 +10,7 @@ small centre zoom for an animation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +22,12 @@ from pipeline.engine.precision import resolve_precision
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.vgg import Backbone
+from pipeline.schema import (Float, NonNegative, NonNegativeInt, OpenFraction, Positive, PositiveInt,
+                             choice)
 
 ANIMATION_FORMATS = ("gif", "webp")
+AnimationFormat = choice(*ANIMATION_FORMATS)
+OctaveScale = Float(gt=1)
 
 
 @dataclass
@@ -30,42 +35,29 @@ class DreamConfig(StyleConfig):
     """StyleConfig plus DeepDream's knobs. `iterations` are per octave (and per frame);
     `learning_rate` is the normalised step in network units (pixels for VGG16)."""
 
+    preset: ClassVar[str] = "dream"
+
     dream_layer: str = "block4_conv2"
-    channel: int | None = None
-    iterations: int = 10
-    learning_rate: float = 1.5
-    octaves: int = 4
-    octave_scale: float = 1.4
-    jitter: int = 32
-    zoom_frames: int = 0
-    zoom: float = 0.05
-    animation_format: str = "gif"
-    frame_ms: int = 100
-    content_weight: float = 0.0
-    tv_weight: float = 0.0
+    channel: Optional[NonNegativeInt] = None
+    iterations: PositiveInt = 10
+    learning_rate: Positive = 1.5
+    octaves: PositiveInt = 4
+    octave_scale: OctaveScale = 1.4
+    jitter: NonNegativeInt = 32
+    zoom_frames: NonNegativeInt = 0
+    zoom: OpenFraction = 0.05
+    animation_format: AnimationFormat = "gif"
+    frame_ms: PositiveInt = 100
+    content_weight: NonNegative = 0.0
+    tv_weight: NonNegative = 0.0
 
     def validate(self) -> "DreamConfig":
         super().validate()
         arch = "vgg19" if self.network == "vgg19" else "vgg16"
         self.dream_layer = canonical_layer(self.dream_layer, arch)
-        if self.channel is not None:
-            width = layer_width(self.dream_layer)
-            if not isinstance(self.channel, int) or isinstance(self.channel, bool) or not 0 <= self.channel < width:
-                raise BadInput(f"channel must be an integer in 0..{width - 1} for {self.dream_layer} "
-                               f"or null, got {self.channel!r}")
-        if not isinstance(self.octaves, int) or self.octaves < 1:
-            raise BadInput(f"octaves must be an integer >= 1, got {self.octaves!r}")
-        if float(self.octave_scale) <= 1.0:
-            raise BadInput(f"octave_scale must be > 1, got {self.octave_scale!r}")
-        if not isinstance(self.jitter, int) or self.jitter < 0:
-            raise BadInput(f"jitter must be an integer >= 0, got {self.jitter!r}")
-        if not isinstance(self.zoom_frames, int) or self.zoom_frames < 0:
-            raise BadInput(f"zoom_frames must be an integer >= 0, got {self.zoom_frames!r}")
-        if not 0.0 < float(self.zoom) < 1.0:
-            raise BadInput(f"zoom must be in (0, 1), got {self.zoom!r}")
-        if self.animation_format not in ANIMATION_FORMATS:
-            raise BadInput(f"animation_format must be one of {', '.join(ANIMATION_FORMATS)}, "
-                           f"got {self.animation_format!r}")
+        if self.channel is not None and self.channel >= layer_width(self.dream_layer):
+            raise BadInput(f"channel must be an integer in 0..{layer_width(self.dream_layer) - 1} for "
+                           f"{self.dream_layer} or null, got {self.channel!r}")
         return self
 
 

@@ -9,9 +9,10 @@ layers give back the photo; deeper ones keep the layout and lose the detail.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from pipeline.config import StyleConfig
 from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
@@ -20,6 +21,7 @@ from pipeline.engine.precision import autocast, resolve_precision
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer, layer_index
 from pipeline.models.vgg import Backbone
+from pipeline.schema import Layers, NonNegative, Positive
 
 
 @dataclass
@@ -30,29 +32,24 @@ class InvertConfig(StyleConfig):
     weighs Σ|x/bound|^α / (H·W) (x in network space).
     """
 
-    invert_layers: list[str] = field(default_factory=lambda: [
+    preset: ClassVar[str] = "invert"
+
+    invert_layers: Layers = field(default_factory=lambda: [
         "block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"])
-    alpha: float = 6.0
-    alpha_weight: float = 1e-3
-    beta: float = 2.0
-    tv_weight: float = 5e-3
-    bound: float = 128.0
-    content_weight: float = 0.0
+    alpha: Positive = 6.0
+    alpha_weight: NonNegative = 1e-3
+    beta: Positive = 2.0
+    tv_weight: NonNegative = 5e-3
+    bound: Positive = 128.0
+    content_weight: NonNegative = 0.0
 
     def validate(self) -> "InvertConfig":
         super().validate()
-        if isinstance(self.invert_layers, str):
-            self.invert_layers = [s for s in self.invert_layers.split(",") if s]
         if not self.invert_layers:
             raise BadInput("invert_layers must name at least one layer")
         arch = "vgg19" if self.network == "vgg19" else "vgg16"
         layers = [canonical_layer(s, arch) for s in self.invert_layers]
         self.invert_layers = sorted(dict.fromkeys(layers), key=lambda n: layer_index(n, arch))
-        for name in ("alpha", "beta", "bound"):
-            if float(getattr(self, name)) <= 0:
-                raise BadInput(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if float(self.alpha_weight) < 0:
-            raise BadInput(f"alpha_weight must be >= 0, got {self.alpha_weight!r}")
         return self
 
 
@@ -89,11 +86,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def comparison_sheet(original: Image.Image, recons: list[tuple[str, Image.Image]]) -> Image.Image:
     """Original then reconstructions from shallow to deep, side by side, each labelled."""
-    w, h = original.size
-    label_h = 14
-    sheet = Image.new("RGB", (w * (1 + len(recons)), h + label_h), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for i, (name, img) in enumerate([("original", original)] + recons):
-        sheet.paste(img, (i * w, label_h))
-        draw.text((i * w + 2, 1), name, fill=(0, 0, 0))
-    return sheet
+    from pipeline.io.sheets import contact_sheet
+
+    return contact_sheet([("original", original)] + recons, columns=1 + len(recons))

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar, Optional, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.config import StyleConfig
+from pipeline.config import Pooling, StyleConfig
 from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
 from pipeline.engine.objectives import Style, Sum, TotalVariation
 from pipeline.engine.precision import resolve_precision
-from pipeline.errors import BadInput
 from pipeline.models.vgg import Backbone
+from pipeline.schema import Int, Layers, NonNegative, PositiveInt, Weights
 from pipeline.methods.stylize import StyleTargets
+
+Side = Int(ge=16)  # an output side in pixels
 
 
 @dataclass
@@ -31,26 +34,18 @@ class TextureConfig(StyleConfig):
     `width`/`height` are the output's (default: size × size).
     """
 
-    pooling: str = "avg"
-    style_layers: list[str] = field(default_factory=lambda: [
-        "block1_conv1", "block1_pool", "block2_pool", "block3_pool", "block4_pool"])
-    style_weights: list[float] = field(default_factory=lambda: [1.0] * 5)
-    content_weight: float = 0.0
-    tv_weight: float = 0.0
-    width: int | None = None
-    height: int | None = None
-    match_histogram: bool = False
-    count: int = 1
+    preset: ClassVar[str] = "texture"
 
-    def validate(self) -> "TextureConfig":
-        super().validate()
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 16):
-                raise BadInput(f"{name} must be an integer >= 16, got {v!r}")
-        if not isinstance(self.count, int) or isinstance(self.count, bool) or self.count <= 0:
-            raise BadInput(f"count must be a positive integer, got {self.count!r}")
-        return self
+    pooling: Pooling = "avg"
+    style_layers: Layers = field(default_factory=lambda: [
+        "block1_conv1", "block1_pool", "block2_pool", "block3_pool", "block4_pool"])
+    style_weights: Union[NonNegative, Weights] = field(default_factory=lambda: [1.0] * 5)
+    content_weight: NonNegative = 0.0
+    tv_weight: NonNegative = 0.0
+    width: Optional[Side] = None
+    height: Optional[Side] = None
+    match_histogram: bool = False
+    count: PositiveInt = 1
 
     def output_wh(self) -> tuple[int, int]:
         return (self.width or self.size, self.height or self.size)

@@ -14,6 +14,7 @@ Three steps, split so the dataset pass can be sharded and resumed:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from pipeline.config import StyleConfig
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer, layer_index
 from pipeline.models.vgg import VGGFeatures
+from pipeline.schema import Layers, NonNegative, NonNegativeInt, PositiveInt
 from pipeline.methods.deconv import receptive_box, receptive_field
 
 
@@ -35,30 +37,24 @@ class VisualizeConfig(StyleConfig):
     top-k of every filter is recorded regardless.
     """
 
-    vis_layers: list[str] = field(default_factory=lambda: [
+    preset: ClassVar[str] = "visualize"
+
+    vis_layers: Layers = field(default_factory=lambda: [
         "block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"])
-    top_k: int = 9
-    grid_filters: int = 16
-    cell: int = 48
-    size: int = 128
-    content_weight: float = 0.0
+    top_k: PositiveInt = 9
+    grid_filters: NonNegativeInt = 16
+    cell: PositiveInt = 48
+    size: PositiveInt = 128
+    content_weight: NonNegative = 0.0
 
     def validate(self) -> "VisualizeConfig":
         self.pooling = "max"
         super().validate()
-        if isinstance(self.vis_layers, str):
-            self.vis_layers = [s for s in self.vis_layers.split(",") if s]
         if not self.vis_layers:
             raise BadInput("vis_layers must name at least one layer")
         arch = "vgg19" if self.network == "vgg19" else "vgg16"
         layers = [canonical_layer(s, arch) for s in self.vis_layers]
         self.vis_layers = sorted(dict.fromkeys(layers), key=lambda n: layer_index(n, arch))
-        for name in ("top_k", "cell"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise BadInput(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.grid_filters, int) or self.grid_filters < 0:
-            raise BadInput(f"grid_filters must be an integer >= 0, got {self.grid_filters!r}")
         return self
 
 

@@ -29,6 +29,10 @@ def layer_sequence(arch: str) -> list[tuple[str, str]]:
 
 
 def layer_names(arch: str) -> list[str]:
+    if arch == "efficientnet-lite0":
+        from pipeline.models.efficientnet import LAYERS
+
+        return list(LAYERS)
     return [name for _, name in layer_sequence(arch)]
 
 
@@ -46,13 +50,21 @@ def canonical_layer(name: str, arch: str = "vgg16") -> str:
         m = _POOL.match(raw)
         canon = f"block{m.group(1)}_pool" if m else raw
     if canon not in layer_names(arch):
-        raise BadInput(
-            f"unknown layer name {raw!r} for {arch} "
-            f"(expected e.g. block4_conv2, relu4_2, conv4_2 or pool4)"
-        )
+        examples = ("stem, block0 .. block15, head or logits" if arch == "efficientnet-lite0"
+                    else "block4_conv2, relu4_2, conv4_2 or pool4")
+        raise BadInput(f"unknown layer name {raw!r} for {arch} (expected e.g. {examples})")
     return canon
 
 
 def layer_index(name: str, arch: str = "vgg16") -> int:
     """Position of a canonical layer in the stage sequence (deeper = larger)."""
     return layer_names(arch).index(canonical_layer(name, arch))
+
+
+def layer_width(name: str, arch: str = "vgg16") -> int:
+    """Channels of a canonical layer (for EfficientNet-Lite0 `logits`: the 1000 classes)."""
+    if arch == "efficientnet-lite0":
+        from pipeline.models.efficientnet import layer_width as effnet_width
+
+        return effnet_width(name)
+    return (64, 128, 256, 512, 512)[int(name[5]) - 1]

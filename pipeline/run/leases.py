@@ -70,7 +70,7 @@ class Lease:
         if self.still_ours():
             try:
                 os.unlink(self.path)
-            except FileNotFoundError:
+            except OSError:  # gone, or the folder became read-only: stale once this process ends
                 pass
 
 
@@ -79,7 +79,7 @@ def _create(path: Path, holder: str, ttl: float | None = None) -> Lease | None:
     info = {"token": token, "holder": holder, "host": HOST, "pid": os.getpid(), "started": time.time(),
             "ttl": ttl, **holder_info()}  # SLURM job/array ids, so `nst status` can name the worker
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # umask applies
     except FileExistsError:
         return None
     with os.fdopen(fd, "w") as f:

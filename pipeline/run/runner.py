@@ -15,10 +15,14 @@ from pathlib import Path
 
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
 from pipeline.io.atomic import atomic_write_text
-from pipeline.run.plan import open_run
+from pipeline.io.oserrors import OutputError, check_writable, is_output_error, output_error
+from pipeline.run import stop
+from pipeline.run.launches import record_launch
+from pipeline.run.plan import RunPlan, open_run
+from pipeline.run.signals import install_stop_signals
 from pipeline.run.status import format_table, summarize, write_shardindex
-from pipeline.run.stop import stop_reason, stop_requested
 from pipeline.run.task import Task
+from pipeline.run.threads import resolve_threads
 from pipeline.run.worker import WorkerOptions
 
 
@@ -34,8 +38,10 @@ class RunOptions:
     retry_failed: bool = False
     lease_ttl: float = 600.0
     progress: bool = True
-    threads: int = 1              # torch threads per CPU worker process
+    threads: int | None = None    # torch threads per CPU worker process (None: run/threads.py decides)
+    deterministic: bool = False   # one thread per CPU worker: byte-identical outputs, slower
     overlap: bool = True          # decode/encode/write in background threads (--no-overlap, NST_OVERLAP=0)
+    hash_inputs: bool = False     # plan records each input's sha256 (else size + mtime; workers hash)
 
     @classmethod
     def pick(cls, values: dict) -> "RunOptions":
@@ -45,8 +51,7 @@ class RunOptions:
     def validate(self) -> "RunOptions":
         if self.devices < 1:
             raise BadInput(f"--devices must be >= 1, got {self.devices}")
-        if self.threads < 1:
-            raise BadInput(f"--threads must be >= 1, got {self.threads}")
+        resolve_threads(self.threads, self.devices, self.deterministic)  # refuses --threads 0, or N with --deterministic
         if self.lease_ttl <= 0:
             raise BadInput(f"--lease-ttl must be > 0 seconds, got {self.lease_ttl}")
         return self
@@ -79,8 +84,28 @@ def execute(task: Task, opts: RunOptions) -> int:
     """Run (or resume) `task` into opts.out; returns the process exit status."""
     opts.validate()
     accelerator = _accelerator(opts.device)
+    if not secondary_rank():
+        check_writable(Path(opts.out))  # a read-only or foreign folder: refused before any work
+    launcher = stop.open_channel()  # shared with the ranks Lightning starts from here
+    try:
+        return _execute(task, opts, accelerator, launcher)
+    except OSError as exc:
+        if not is_output_error(exc):
+            raise
+        raise output_error(exc, Path(opts.out)) from None
+    finally:
+        if launcher:
+            stop.close_channel()
+
+
+def _execute(task: Task, opts: RunOptions, accelerator: str, launcher: bool) -> int:
+    threads = resolve_threads(opts.threads, opts.devices if accelerator == "cpu" else 1, opts.deterministic)
     plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
-                    retry_failed=opts.retry_failed)
+                    retry_failed=opts.retry_failed, hash_inputs=opts.hash_inputs,
+                    check=not secondary_rank())  # rank 0 has just checked the inputs
+    if not secondary_rank():
+        record_launch(plan.root, opts.devices, accelerator)
+    install_stop_signals()  # after planning: a Ctrl-C while planning simply ends the command
     from pipeline.run.distribute import run_predict
 
     retry_id = None
@@ -90,11 +115,9 @@ def execute(task: Task, opts: RunOptions) -> int:
         retry_id = os.environ["NST_RETRY_ID"]
     wopts = WorkerOptions(retry_failed=opts.retry_failed, retry_id=retry_id, lease_ttl=opts.lease_ttl,
                           progress=opts.progress, overlap=opts.overlap)
-    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, opts.threads)
-    if stop_requested():
-        print(f"nst: stopped ({stop_reason()}); finished samples are saved, rerun the same command to resume",
-              file=sys.stderr)
-        return EXIT_PREEMPTED
+    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, threads)
+    if stop.stop_requested():
+        return _stopped(plan, opts, launcher)
     summary = summarize(plan, opts.lease_ttl)
     if summary["complete"]:
         write_shardindex(plan)
@@ -113,3 +136,21 @@ def execute(task: Task, opts: RunOptions) -> int:
         # would cut short rank 0's summary (and nst visualize's reduce step).
         code = EXIT_OK
     return code
+
+
+def _stopped(plan: RunPlan, opts: RunOptions, launcher: bool) -> int:
+    """Every rank has stopped (signal, preemption or an unwritable output): the one line and
+    the exit status. A rank Lightning started exits 0 and leaves the report to rank 0."""
+    cause = stop.stop_cause()
+    if not launcher:
+        return EXIT_OK
+    if cause.message:
+        raise OutputError(cause.message, cause.exit_code)
+    if cause.exit_code == EXIT_PREEMPTED:  # SLURM: `nst slurm-worker` requeues
+        print(f"nst: stopped ({cause.name}); finished samples are saved, rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_PREEMPTED
+    summary = summarize(plan, opts.lease_ttl)
+    print(f"nst: stopped by {cause.name}: {summary['ok'] + summary['failed']}/{summary['planned']} done; "
+          f"run the same command to resume", file=sys.stderr)
+    return cause.exit_code

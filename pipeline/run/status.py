@@ -19,31 +19,36 @@ from pipeline.run.task import OK
 from pipeline.slurm.env import worker_label
 
 
-def throughput(rows: list[dict], now: float) -> float | None:
-    """Samples per hour over the last hour's samples (else the last 50): count / (last finish - first start).
+def throughput(times: list[tuple], now: float) -> float | None:
+    """Samples per hour over the last hour (else the last 50 points): samples / (last finish - first start).
 
-    Starts count, not only finishes: the samples of one batch finish together.
+    Points are single samples (journals) or whole committed shards (finish, start, count);
+    starts count, not only finishes: the samples of one batch finish together.
     """
-    timed = sorted((r["finished_at"], r.get("started_at", r["finished_at"])) for r in rows if r.get("finished_at"))
+    timed = sorted(times)
     recent = [t for t in timed if t[0] >= now - 3600] or timed[-50:]
     if not recent:
         return None
-    span = recent[-1][0] - min(start for _, start in recent)
-    return len(recent) / span * 3600 if span > 0 else None
+    span = recent[-1][0] - min(start for _, start, _ in recent)
+    return sum(n for _, _, n in recent) / span * 3600 if span > 0 else None
 
 
 def summarize(plan: RunPlan, lease_ttl: float = 600.0, now: float | None = None) -> dict:
     """The figures `nst status --json` prints."""
     now = time.time() if now is None else now
     shards = collect(plan, lease_ttl)
-    rows = [r for s in shards for r in s.rows.values()]
-    planned = len(plan.data["samples"])
-    by_status = Counter(r["status"] for r in rows)
+    planned = plan.total
+    by_status: Counter = Counter()
+    errors: Counter = Counter()
+    times = []
+    for s in shards:
+        by_status.update(s.counts)
+        errors.update(s.errors)
+        times.extend(s.times)
     ok = by_status.get(OK, 0)
     failed = sum(n for k, n in by_status.items() if k != OK)
     pending = planned - ok - failed
-    rate = throughput(rows, now)
-    errors = Counter(f"{r['status']}: {r.get('error', '')}" for r in rows if r["status"] != OK)
+    rate = throughput(times, now)
     return {
         "out": str(plan.root),
         "task": plan.data["task"],
@@ -52,7 +57,7 @@ def summarize(plan: RunPlan, lease_ttl: float = 600.0, now: float | None = None)
         "failed": failed,
         "pending": pending,
         "by_status": dict(by_status),
-        "shards_done": sum(s.committed and len(s.rows) == s.planned for s in shards),
+        "shards_done": sum(s.committed and s.done == s.planned for s in shards),
         "shards_total": len(shards),
         "active_leases": [{"shard": s.name, "holder": s.lease.get("holder"), "host": s.lease.get("host"),
                            "age_s": round(now - s.lease["heartbeat"], 1), "stale": s.lease["stale"],

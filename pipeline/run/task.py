@@ -30,11 +30,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from pipeline.errors import (  # noqa: F401  (the statuses and NonFiniteResult are part of the Task contract)
-    FAILED_DECODE, FAILED_ERROR, FAILED_IO, FAILED_NAN, FAILED_OOM, OK, SKIPPED_TOO_LARGE, STATUSES, DecodeError,
-    MissingInput, NonFiniteResult,
+    FAILED_DECODE, FAILED_ERROR, FAILED_IO, FAILED_MISSING, FAILED_NAN, FAILED_OOM, OK, SKIPPED_TOO_LARGE, STATUSES,
+    DecodeError, InputNotFound, MissingInput, NonFiniteResult,
 )
 
 
@@ -44,13 +44,19 @@ class Planned:
 
     source: the content/input file (None for methods without one, e.g. texture).
     styles: style/reference files this sample uses (empty if none).
-    extra:  JSON-serialisable per-sample parameters (recorded in run.json and
+    extra:  JSON-serialisable per-sample parameters (recorded in the plan and
             passed back in `Sample.extra`), e.g. {"assign": "cycle"}.
+    rel:    the source as published in manifests and sample records (relative to the
+            task's `data_root`); None publishes `source` itself.
+    key:    an explicit output key (already a valid webdataset key); None derives it
+            from the global index.
     """
 
     source: str | None
     styles: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
+    rel: str | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,12 @@ class Sample:
     styles: tuple[str, ...]
     seed: int                  # sample_seed(run seed, index)
     extra: dict = field(default_factory=dict)
+    rel: str | None = None     # the published source (relative to the run's data root)
+    planned: dict | None = None  # the source's size, mtime_ns, sha256 when the run was planned
+
+    @property
+    def published_source(self) -> str | None:
+        return self.rel if self.rel is not None else self.source
 
 
 @dataclass
@@ -110,9 +122,14 @@ class Task:
         """Digest of the backbone weights, recorded in run.json (part of the identity)."""
         raise NotImplementedError
 
-    def plan(self) -> list[Planned]:
-        """The ordered list of samples this run must produce; deterministic."""
+    def plan(self) -> Iterable[Planned]:
+        """The samples this run must produce, in order; deterministic. May be a generator:
+        the runner streams it (a plan of millions is never held in memory)."""
         raise NotImplementedError
+
+    def data_root(self) -> str | None:
+        """Optional: the folder `Planned.rel` paths are relative to (recorded once in run.json)."""
+        return None
 
     def setup(self, device: str) -> None:
         """Load models and build caches once per worker process on `device`."""
@@ -155,11 +172,12 @@ def sample_key(index: int, total: int) -> str:
     return str(index).zfill(max(8, len(str(max(total - 1, 0)))))
 
 
-def number(planned: list[Planned], run_seed: int) -> list[Sample]:
-    """Give each planned item its global index, key and seed."""
+def number(planned: Iterable[Planned], run_seed: int) -> list[Sample]:
+    """Give each planned item its global index, key and seed (small plans, in memory: tests, tools)."""
+    planned = list(planned)
     n = len(planned)
-    return [Sample(i, sample_key(i, n), p.source, tuple(p.styles), sample_seed(run_seed, i), dict(p.extra))
-            for i, p in enumerate(planned)]
+    return [Sample(i, p.key or sample_key(i, n), p.source, tuple(p.styles), sample_seed(run_seed, i),
+                   dict(p.extra), p.rel) for i, p in enumerate(planned)]
 
 
 def classify(exc: BaseException) -> str:
@@ -167,6 +185,8 @@ def classify(exc: BaseException) -> str:
     import torch
     from PIL import Image
 
+    if isinstance(exc, InputNotFound):
+        return FAILED_MISSING
     if isinstance(exc, MissingInput):
         return FAILED_IO
     if isinstance(exc, DecodeError):
@@ -178,6 +198,8 @@ def classify(exc: BaseException) -> str:
         return SKIPPED_TOO_LARGE
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
         return FAILED_OOM
+    if isinstance(exc, FileNotFoundError):
+        return FAILED_MISSING
     if isinstance(exc, OSError):
         return FAILED_IO
     return FAILED_ERROR

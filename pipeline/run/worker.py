@@ -12,13 +12,21 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from pipeline.io.oserrors import is_output_error, output_error
 from pipeline.io.shards import ShardWriter, commit_holds, remove_work_files
 from pipeline.progress import bar
+from pipeline.run.input_check import checked
 from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
 from pipeline.run.overlap import BackgroundWriter, Prefetcher, overlap_allowed
 from pipeline.run.plan import RunPlan
-from pipeline.run.stop import stop_requested
+from pipeline.run.stop import request_stop, stop_requested
 from pipeline.run.task import OK, Sample, SampleResult, Task, failed, resolve_members
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 @dataclass
@@ -82,6 +90,19 @@ class Worker:
         """Claim and finish `shard` if it is neither done nor held; True if this worker worked on it."""
         if stop_requested() or self.is_done(shard):
             return False
+        self._ensure_ready()  # outside the try below: its errors are not the output's
+        try:
+            return self._claim_and_process(shard)
+        except OSError as exc:
+            if not is_output_error(exc):
+                raise
+            # A full disk or a folder made read-only: what is durable stays; every rank stops
+            # and the command ends with one line that says what to do.
+            error = output_error(exc, self.plan.root)
+            request_stop("output error", error.exit_code, str(error))
+            return False
+
+    def _claim_and_process(self, shard: dict) -> bool:
         paths = self.plan.shard_paths(shard)
         lease = try_acquire(paths.lease, f"rank{self.opts.rank}@{HOST}:{os.getpid()}", self.opts.lease_ttl)
         if lease is None:
@@ -128,10 +149,10 @@ class Worker:
 
     def _progress(self):
         if self._bar is None:
-            from pipeline.run.shard_state import collect
+            from pipeline.run.shard_state import done_count
 
-            done = sum(1 for s in collect(self.plan) for r in s.rows.values() if r)
-            self._bar = bar(len(self.plan.data["samples"]), desc=f"{self.task.name} rank {self.opts.rank}",
+            done = done_count(self.plan)
+            self._bar = bar(self.plan.total, desc=f"{self.task.name} rank {self.opts.rank}",
                             unit="img", position=self.opts.rank, disable=not self.opts.progress)
             self._bar.update(done)
             self._bar_start = (time.time(), done)
@@ -182,9 +203,11 @@ class Worker:
                      results: list[SampleResult], started: float, lease: Lease, progress) -> None:
         """Encode, hash and durably append one batch's samples in order (writer thread)."""
         for sample, result in zip(batch, results):
-            result = resolve_members(sample, result)
+            result, digest = checked(sample, resolve_members(sample, result))
             prev = rows.get(sample.key)
             row = self._row(shard, sample, result, started, (prev or {}).get("attempt", 0) + 1)
+            if digest is not None:
+                row["source_sha256"] = digest
             writer.append(sample.key, result.members if result.ok else {}, row)
             self._count(result)
             progress.update(1)  # counted once durable
@@ -208,10 +231,11 @@ class Worker:
                    for ext, data in result.members.items()} if result.ok else {}
         row = dict(result.meta)
         row.update({
-            "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.source,
+            "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.published_source,
             "styles": list(sample.styles), "seed": sample.seed, "status": result.status,
             "error": result.error or "", "outputs": outputs, "attempt": attempt,
-            "worker": {"rank": self.opts.rank, "host": HOST, "pid": os.getpid(), "device": self.opts.device},
+            "worker": {"rank": self.opts.rank, "host": HOST, "pid": os.getpid(), "device": self.opts.device,
+                       "threads": _threads()},  # CPU outputs depend on it (run/threads.py)
             "started_at": round(started, 3), "finished_at": round(time.time(), 3),
         })
         if sample.extra:

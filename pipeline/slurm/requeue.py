@@ -53,6 +53,9 @@ def _on_signal(signum, _frame) -> None:
 
 def install_signal_handlers(signals=(signal.SIGUSR2, signal.SIGTERM)) -> None:
     """USR2 and TERM set the stop flag; the worker loop does the rest between samples."""
+    from pipeline.run.signals import mark_external
+
+    mark_external()  # the dataset runner keeps these handlers (exit 75, requeue) instead of Ctrl-C's
     for sig in signals:
         signal.signal(sig, _on_signal)
 

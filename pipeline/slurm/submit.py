@@ -19,8 +19,9 @@ from pathlib import Path
 
 from pipeline.errors import BadInput
 from pipeline.io.atomic import atomic_write_text
+from pipeline.resources import data_dir
 
-SLURM_DIR = Path(__file__).resolve().parents[2] / "slurm"
+SLURM_DIR = data_dir("slurm")  # the job scripts: slurm/ in a checkout, package data in a wheel
 
 
 @dataclass
@@ -89,7 +90,8 @@ class SubmitOptions:
 
 def plan(o: SubmitOptions) -> subprocess.CompletedProcess:
     """Write DIR/run.json through `nst stylize --plan-only`; the caller shows its output or its error."""
-    plan_cmd = [o.python, "-m", "pipeline.cli", "stylize", *o.stylize_args(), *o.extra, "--plan-only"]
+    plan_cmd = [o.python, "-m", "pipeline.cli", "stylize", *o.stylize_args(), *o.extra, "--plan-only",
+                *(["--device", "cuda"] if o.gpus else [])]  # the cost estimate is for the job's devices
     return subprocess.run(plan_cmd, capture_output=True, text=True)
 
 

@@ -96,10 +96,11 @@ class MethodTask(Task):
 
     def record(self, sample: Sample, meta: dict) -> bytes:
         """The sample's JSON member: where it came from, with what, on what, and `meta`."""
-        record = {"key": sample.key, "index": sample.index, "source": sample.source,
+        record = {"key": sample.key, "index": sample.index, "source": sample.published_source,
                   "styles": list(sample.styles), "seed": sample.seed, **self.record_fields(),
                   "params": self.cfg.to_dict(), "device": self.device,
-                  "weights_digest": self.backbone.weights_digest, **sample.extra, **meta}
+                  "weights_digest": self.backbone.weights_digest,
+                  **{k: v for k, v in sample.extra.items() if k != "passthrough"}, **meta}
         return json.dumps(record, sort_keys=True).encode()
 
 
@@ -110,8 +111,13 @@ class PerImageTask(MethodTask):
         super().__init__(cfg)
         self.rows = rows
 
-    def plan(self) -> list[Planned]:
-        return [Planned(r.path, (), {"source_key": r.key} if r.key else {}) for r in self.rows]
+    def plan(self):
+        for r in self.rows:
+            yield Planned(r.path, (), {"source_key": r.key} if r.key else {}, r.rel)
+
+    def data_root(self) -> str | None:
+        root = getattr(self.rows, "root", None)
+        return None if root is None else str(root)
 
     def produce(self, sample: Sample) -> tuple[dict, dict]:
         """The sample's image, decoded and sized, through `produce_image` in the run's output format."""

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
+import os
+import re
 import threading
 import time
 
@@ -21,7 +25,6 @@ import torch
 from pipeline.config import StyleConfig
 from pipeline.errors import FAILED_OOM, BadInput
 from pipeline.io.images import encode_image, load_image, to_pil
-from pipeline.io.reader import InputRow
 from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, failed, sample_seed
 from pipeline.tasks.base import MethodTask
 
@@ -29,30 +32,95 @@ ASSIGN_POLICIES = ("one", "random", "cycle", "all")
 _STYLE_LOCK = threading.Lock()  # the per-worker style cache is filled from the prefetch thread too
 
 
-def assign_styles(rows: list[InputRow], styles: list[str], policy: str, seed: int) -> list[Planned]:
-    """The ordered (content, styles) plan for an assignment policy."""
-    if policy not in ASSIGN_POLICIES:
-        raise BadInput(f"--assign must be one of {', '.join(ASSIGN_POLICIES)}, got {policy!r}")
-    if not styles and any(r.style is None for r in rows):
-        missing = next(r.path for r in rows if r.style is None)
-        raise BadInput(f"no --style given and input {missing!r} has no style column")
-    out: list[Planned] = []
+KEY_FROM = ("index", "path")
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def path_key(rel: str) -> str:
+    """A webdataset key from a relative path: extension dropped, other characters than
+    [A-Za-z0-9_-] collapsed to "_", long keys shortened with a digest (tar names <= 100 bytes)."""
+    key = _KEY_BAD.sub("_", os.path.splitext(rel)[0]).strip("_") or "x"
+    if len(key) > 80:
+        key = key[:63] + "_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    return key
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanOptions:
+    """How DATA rows become samples (recorded through the plan)."""
+
+    assign: str = "one"
+    styles_per_image: int = 1
+    key_from: str | None = None      # None: index for files, the input's __key__ for tars
+
+    def check(self) -> None:
+        if self.assign not in ASSIGN_POLICIES:
+            raise BadInput(f"--assign must be one of {', '.join(ASSIGN_POLICIES)}, got {self.assign!r}")
+        if self.styles_per_image < 1:
+            raise BadInput(f"--styles-per-image must be a positive integer, got {self.styles_per_image}")
+        if self.styles_per_image > 1 and self.assign != "random":
+            raise BadInput(f"--styles-per-image {self.styles_per_image} needs --assign random, got {self.assign!r}")
+        if self.key_from is not None and self.key_from not in KEY_FROM:
+            raise BadInput(f"--key-from must be index or path, got {self.key_from!r}")
+
+
+class ClassTable:
+    """Label -> class index, in order of first appearance (sorted folders: alphabetical)."""
+
+    def __init__(self):
+        self.index: dict[str, int] = {}
+
+    def __call__(self, label: str) -> int:
+        return self.index.setdefault(label, len(self.index))
+
+
+def assign_styles(rows, styles: list[str], policy: str, seed: int, opts: PlanOptions | None = None,
+                  classes: ClassTable | None = None):
+    """The ordered (content, styles) plan for an assignment policy, streamed row by row
+    (options are checked now, rows as they come)."""
+    opts = opts or PlanOptions(policy)
+    opts.check()
+    return _assigned(rows, styles, policy, seed, opts, classes if classes is not None else ClassTable())
+
+
+def _assigned(rows, styles: list[str], policy: str, seed: int, opts: PlanOptions, classes: ClassTable):
     for i, row in enumerate(rows):
+        if not styles and row.style is None:
+            raise BadInput(f"no --style given and input {row.path!r} has no style column")
         extra = {"assign": policy if row.style is None else "row"}
         if row.key:
             extra["source_key"] = row.key
+        if row.columns:
+            extra["columns"] = row.columns
+        if row.label is not None:
+            extra["label"], extra["class"] = row.label, classes(row.label)
+        if row.passthrough:
+            extra["passthrough"] = row.passthrough
+        by_path = opts.key_from == "path" or (opts.key_from is None and "#" in (row.rel or ""))
+        base = None
+        if by_path:
+            base = path_key(row.key if (row.key and "#" in (row.rel or "")) else (row.rel or row.path))
         if row.style is not None:
-            out.append(Planned(row.path, (row.style,), extra))
+            choices = [(row.style,)]
         elif policy == "one":
-            out.append(Planned(row.path, tuple(styles), extra))
+            choices = [tuple(styles)]
         elif policy == "cycle":
-            out.append(Planned(row.path, (styles[i % len(styles)],), extra))
+            choices = [(styles[i % len(styles)],)]
         elif policy == "random":
-            # drawn from the content's position, so the choice is fixed by the plan
-            out.append(Planned(row.path, (styles[sample_seed(seed, i) % len(styles)],), extra))
+            # drawn from the content's position (and copy), so the choice is fixed by the plan
+            choices = [(styles[sample_seed(seed, i if opts.styles_per_image == 1 else i * opts.styles_per_image + j)
+                               % len(styles)],) for j in range(opts.styles_per_image)]
         else:
-            out.extend(Planned(row.path, (s,), extra) for s in styles)
-    return out
+            choices = [(st,) for st in styles]
+        for j, chosen in enumerate(choices):
+            e = dict(extra)
+            key = base
+            if len(choices) > 1 and opts.styles_per_image > 1:
+                e["copy"] = j
+                key = f"{base}_s{j}" if base else None
+            elif len(choices) > 1 and base:
+                key = f"{base}_{j}"
+            yield Planned(row.path, chosen, e, row.rel, key)
 
 
 def _smaller(key):
@@ -69,11 +137,14 @@ class StylizeTask(MethodTask):
     name = "stylize"
     shard_prefix = "stylized"
 
-    def __init__(self, cfg: StyleConfig, rows: list[InputRow], styles: list[str], assign: str = "one",
-                 shard_order: str = "size"):
+    def __init__(self, cfg: StyleConfig, rows, styles: list[str], assign: str = "one",
+                 shard_order: str = "size", plan_opts: PlanOptions | None = None):
         if shard_order not in ("size", "input"):
             raise BadInput(f"--shard-order must be size or input, got {shard_order!r}")
         super().__init__(cfg)
+        self.plan_opts = plan_opts or PlanOptions(assign)
+        self.plan_opts.check()
+        self.classes = ClassTable()
         self.rows, self.styles, self.assign = rows, styles, assign
         self.shard_order = shard_order
         # the runner hands process() up to this many samples; "auto" sizes each bucket from free memory
@@ -82,13 +153,29 @@ class StylizeTask(MethodTask):
         self._style_cache: dict = {}
 
     def identity_extra(self) -> dict:
-        return {"assign": self.assign}
+        extra = {"assign": self.assign}
+        if self.plan_opts.styles_per_image != 1:
+            extra["styles_per_image"] = self.plan_opts.styles_per_image
+        if self.plan_opts.key_from is not None:
+            extra["key_from"] = self.plan_opts.key_from
+        return extra
 
     def record_fields(self) -> dict:
         return {}  # stylize records predate the "method" field; the digest test keeps their bytes
 
-    def plan(self) -> list[Planned]:
-        return assign_styles(self.rows, self.styles, self.assign, self.cfg.seed)
+    def plan(self):
+        self.classes = ClassTable()
+        return assign_styles(self.rows, self.styles, self.assign, self.cfg.seed, self.plan_opts, self.classes)
+
+    def data_root(self) -> str | None:
+        root = getattr(self.rows, "root", None)
+        return None if root is None else str(root)
+
+    def run_files(self) -> dict[str, str]:
+        """classes.json (label -> class index) when the plan has labels: what .cls members mean."""
+        if not self.classes.index:
+            return {}
+        return {"classes.json": json.dumps(self.classes.index, indent=1) + "\n"}
 
     def setup(self, device: str) -> None:
         from pipeline.methods.stylize import StyleTargets
@@ -218,6 +305,31 @@ class StylizeTask(MethodTask):
                     "compiled": result.compiled}
             if shrunk:
                 meta["oom_resized_from"] = list(wh)
-            members = {self.cfg.output_format: data, "json": self.record(sample, meta)}
+            members, published = passthrough_members(sample)
+            members = {self.cfg.output_format: data, **members, "json": self.record(sample, {**meta, **published})}
             out.append(SampleResult(sample.key, OK, members, meta))
         return out
+
+
+def passthrough_members(sample: Sample) -> tuple[dict[str, bytes], dict]:
+    """(members, record fields) from the input: the label's class index as a `.cls` member, a tar
+    input's .txt/.cls members copied, its .json parsed into the record as `source_json`."""
+    out: dict[str, bytes] = {}
+    fields: dict = {}
+    if "class" in sample.extra:
+        out["cls"] = str(sample.extra["class"]).encode()
+    members = sample.extra.get("passthrough") or {}
+    if members:
+        from pipeline.io.locations import parse_member_ref, read_range
+
+        tar = parse_member_ref(sample.source)[0]
+        for ext, (offset, length) in sorted(members.items()):
+            data = read_range(tar, offset, length)
+            if ext == "json":
+                try:
+                    fields["source_json"] = json.loads(data)
+                except ValueError:
+                    fields["source_json"] = data.decode("utf-8", "replace")
+            else:
+                out.setdefault(ext, data)
+    return out, fields

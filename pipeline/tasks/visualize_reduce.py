@@ -65,11 +65,12 @@ def reduce_topk(plan: RunPlan, cfg: VisualizeConfig, progress=None) -> dict:
             merged[layer] = merge_topk([merged[layer], part], cfg.top_k) if layer in merged else part
         if progress is not None:
             progress.update(1)
-    samples = {s["index"]: s for s in plan.data["samples"]}
     used = sorted({int(i) for t in merged.values() for i in t.index.flatten()})
+    wanted = set(used)
+    samples = {s.index: s for s in plan.iter_samples() if s.index in wanted}  # streamed: one shard at a time
     data = {
         "layers": {layer: t.to_json() for layer, t in merged.items()},
-        "samples": {str(i): {"key": samples[i]["key"], "source": samples[i]["source"]} for i in used},
+        "samples": {str(i): {"key": samples[i].key, "source": samples[i].source} for i in used},
         "top_k": cfg.top_k,
         "size": cfg.size,
     }

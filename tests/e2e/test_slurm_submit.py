@@ -53,7 +53,10 @@ def test_submit_dry_run_plans_first_and_builds_the_sbatch_line(small_data, tmp_p
               "--overwrite")
     assert res.returncode == 0, res.stderr
     plan = json.loads((out / "run.json").read_text())
-    assert len(plan["samples"]) == 3 and len(plan["shards"]) == 2
+    assert plan["total"] == 3 and len(plan["shards"]) == 2
+    # the cost estimate is for the GPUs the job asks for, from the newest cuda benchmark record
+    assert "estimate   3 samples, 3 pending; 5 evaluations each" in res.stdout
+    assert "cuda: " in res.stdout and "device-hours" in res.stdout and "benchmarks/results/gpu-" in res.stdout
     line = res.stdout.strip().splitlines()[-1]
     for part in ("sbatch", "--array=0-2%2", "--signal=B:USR2@90", "--gres=gpu:1", "--partition=gpu",
                  "--time=4:00:00", "--requeue", f"NST_RUN={out}", f"NST_PYTHON={sys.executable}",

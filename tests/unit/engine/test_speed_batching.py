@@ -152,5 +152,5 @@ def test_auto_batch_size_buckets_up_to_max_batch(tmp_path, backbone):
     assert [r.meta["batch"] for r in results] == [2, 2, 1, 1]
     assert {r.meta["compiled"] for r in results} == {"none"}  # auto: too small to repay a compilation
 
-    with pytest.raises(BadInput, match="batch_size must be a positive integer or \"auto\", got 'many'"):
+    with pytest.raises(BadInput, match="batch_size must be a positive integer or 'auto', got 'many'"):
         build_config(overrides={"batch_size": "many"})

@@ -33,29 +33,31 @@ def test_directory_is_recursive_sorted_and_case_insensitive(tmp_path):
 
 def test_text_list_resolves_relative_to_the_list(tmp_path):
     (tmp_path / "l.txt").write_text("# inputs\nimgs/x.png\n\n/abs/y.jpg\n")
-    assert read_data(tmp_path / "l.txt") == [InputRow(str(tmp_path / "imgs/x.png")), InputRow("/abs/y.jpg")]
+    assert list(read_data(tmp_path / "l.txt")) == [InputRow(str(tmp_path / "imgs/x.png"), rel="imgs/x.png"),
+                                                   InputRow("/abs/y.jpg", rel="/abs/y.jpg")]
 
 
 def test_csv_with_style_and_key_columns(tmp_path):
     (tmp_path / "d.csv").write_text("path,style,key\nx.png,s.png,cat-1\ny.png,,\n")
-    assert read_data(tmp_path / "d.csv") == [
-        InputRow(str(tmp_path / "x.png"), str(tmp_path / "s.png"), "cat-1"), InputRow(str(tmp_path / "y.png"))]
+    assert list(read_data(tmp_path / "d.csv")) == [
+        InputRow(str(tmp_path / "x.png"), str(tmp_path / "s.png"), "cat-1", "x.png"),
+        InputRow(str(tmp_path / "y.png"), rel="y.png")]
     (tmp_path / "bad.csv").write_text("file\nx.png\n")
     with pytest.raises(BadInput, match="no 'path' column"):
-        read_data(tmp_path / "bad.csv")
+        list(read_data(tmp_path / "bad.csv"))
 
 
 def test_jsonl_with_optional_columns_and_errors(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"path": "x.png", "key": "k"}\n\n{"path": "/y.png", "style": "s.png"}\n')
-    assert read_data(tmp_path / "d.jsonl") == [
-        InputRow(str(tmp_path / "x.png"), None, "k"), InputRow("/y.png", str(tmp_path / "s.png"))]
+    assert list(read_data(tmp_path / "d.jsonl")) == [
+        InputRow(str(tmp_path / "x.png"), None, "k", "x.png"), InputRow("/y.png", str(tmp_path / "s.png"), rel="/y.png")]
     (tmp_path / "e.jsonl").write_text('{"path": "x.png"}\n{"style": "s.png"}\n')
     with pytest.raises(BadInput, match="line 2: missing or empty 'path'"):
-        read_data(tmp_path / "e.jsonl")
+        list(read_data(tmp_path / "e.jsonl"))
     with pytest.raises(BadInput, match="DATA not found"):
         read_data(tmp_path / "nope")
     (tmp_path / "x.yaml").write_text("a: 1")
-    with pytest.raises(BadInput, match="not a directory, .txt, .csv or .jsonl"):
+    with pytest.raises(BadInput, match="not a directory, .txt, .csv, .jsonl"):
         read_data(tmp_path / "x.yaml")
 
 
@@ -93,7 +95,7 @@ def test_assign_random_is_seeded_and_reproducible():
 def test_assign_all_is_the_cross_product_and_rows_may_fix_their_style():
     plan = assign_styles(ROWS[:2], STYLES, "all", seed=0)
     assert [(p.source, p.styles[0]) for p in plan] == [(c.path, s) for c in ROWS[:2] for s in STYLES]
-    fixed = assign_styles([InputRow("x.png", "mine.png", "k1")], STYLES, "all", seed=0)
+    fixed = list(assign_styles([InputRow("x.png", "mine.png", "k1")], STYLES, "all", seed=0))
     assert fixed == [Planned("x.png", ("mine.png",), {"assign": "row", "source_key": "k1"})]
     with pytest.raises(BadInput, match="--assign must be one of"):
         assign_styles(ROWS, STYLES, "some", seed=0)
@@ -255,7 +257,8 @@ def test_failure_classes(tmp_path):
     from pipeline.run.task import NonFiniteResult, classify
 
     (tmp_path / "bad.png").write_bytes(b"junk")
-    for path, status in ((tmp_path / "bad.png", "failed_decode"), (tmp_path / "missing.png", "failed_io")):
+    for path, status in ((tmp_path / "bad.png", "failed_decode"), (tmp_path / "missing.png", "failed_missing"),
+                         (tmp_path, "failed_io")):
         with pytest.raises(Exception) as info:
             load_image(path)
         assert classify(info.value) == status
@@ -276,6 +279,6 @@ def test_failure_classes(tmp_path):
 def test_throughput_counts_batches_from_their_start():
     from pipeline.run.status import throughput
 
-    batch = [{"started_at": 1000.0, "finished_at": 1010.0 + i * 1e-3} for i in range(8)]  # 8 in 10 s
+    batch = [(1010.0 + i * 1e-3, 1000.0, 1) for i in range(8)]  # (finished, started, samples): 8 in 10 s
     assert abs(throughput(batch, now=1020.0) - 8 / 10.008 * 3600) < 1
     assert throughput([], now=0) is None

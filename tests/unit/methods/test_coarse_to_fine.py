@@ -17,16 +17,25 @@ def _cfg(**kw):
 
 
 def test_stage_plan():
+    assert stage_plan(_cfg(), (80, 64)) == [(4, (40, 32)), (16, (80, 64))]  # default's 20x16 stage: under 32 px
     assert stage_plan(_cfg(coarse_stages=[]), (80, 64)) == [(20, (80, 64))]           # one full-size stage
     assert stage_plan(_cfg(coarse_stages=[[0.5, 0.5]]), (80, 64)) == [(10, (40, 32)), (10, (80, 64))]
     assert stage_plan(_cfg(coarse_stages=[[0.5, 0.5]]), (80, 60)) == [(20, (80, 60))]  # 30 px: too small
     assert stage_plan(_cfg(coarse_stages=[[0.25, 0.5], [0.5, 0.25]], size=160), (160, 128)) == [
         (10, (40, 32)), (5, (80, 64)), (5, (160, 128))]
     assert stage_plan(_cfg(coarse_stages=[[0.5, 0.99]], iterations=3), (80, 64)) == [(2, (40, 32)), (1, (80, 64))]
-    for bad, why in (([[0.5, 0.5], [0.25, 0.2]], "increasing"), ([[1.0, 0.5]], "increasing"),
-                     ([[0.25, 0.6], [0.5, 0.4]], "sum to less than 1"), ([0.5], "pairs"), ("x", "pairs")):
-        with pytest.raises(BadInput, match=f"coarse_stages .*{why}"):
-            _cfg(coarse_stages=bad)
+
+
+@pytest.mark.parametrize("bad", [[[0.5, 0.5], [0.25, 0.2]],   # finest first
+                                 [[0.5, 0.3], [0.5, 0.2]],    # the same scale twice
+                                 [[1.0, 0.5]], [[0.5, 0.0]],  # scale not below 1, share not above 0
+                                 [[0.25, 0.6], [0.5, 0.4]],   # nothing left for full size
+                                 [0.5], [[0.5]], "x"])
+def test_bad_stages_are_one_line_naming_the_value(bad):
+    with pytest.raises(BadInput) as err:
+        _cfg(coarse_stages=bad)
+    assert str(err.value) == ("coarse_stages must be a list of [scale, share] pairs, coarsest first, each scale "
+                              "> 0 and < 1, each share > 0, the shares summing to less than 1, got " + repr(bad))
 
 
 def test_coarse_then_fine_spends_the_budget_and_ends_at_full_size(backbone):

@@ -4,7 +4,8 @@ Balance = ‖∇ₓ(weighted content term)‖ / ‖∇ₓ(weighted style terms)�
 pixel blend of the content photo and the style painting at that size. The optimisation settles where
 these two gradients cancel, so their ratio decides how far an image moves from its content toward
 the style (docs/speed.md, "The same look at every size", has the figures and why the loss ratio is
-the weaker ruler). Real VGG16 (average pooling, as the preset), bundled photos.
+the weaker ruler). Real VGG16 (average pooling, as the preset), bundled photos. In the slow tier
+(tests/e2e, in-process): 1024 px through VGG16 on a CPU takes tens of seconds.
 """
 
 import pytest
@@ -17,8 +18,6 @@ from pipeline.engine.precision import resolve_precision, use_channels_last
 from pipeline.io.images import load_image, resize, to_tensor
 from pipeline.methods.stylize import build_objective
 from tests.conftest import ROOT
-
-pytestmark = pytest.mark.slow  # 1024 px through VGG16 on a CPU: tens of seconds
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,113 @@
+"""The scale bench's table, for the terminal and for BENCHMARKS.md, from its JSON records only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+COLUMNS = ["case", "shard order", "plan s", "plan CPU s", "plan peak MB", "run dir MB", "worker peak MB", "samples/s",
+           "status s", "status CPU s"]
+
+
+def _cell(d: dict | None, key: str, fmt: str = "{:.1f}") -> str:
+    if not d:
+        return "-"
+    if d.get("rc", 0) != 0:
+        return f"failed: {d.get('error', 'exit ' + str(d['rc']))}"[:80]
+    v = d.get(key)
+    return "-" if v is None else fmt.format(v)
+
+
+def rows(record: dict) -> list[list[str]]:
+    out = []
+    for r in record["rows"]:
+        plan, worker, status = r.get("plan"), r.get("worker"), r.get("status")
+        out.append([f"{r['case']}{' (before)' if record.get('before') else ''}", r["shard_order"],
+                    _cell(plan, "seconds"), _cell(plan, "cpu_seconds"), _cell(plan, "peak_rss_mb", "{:.0f}"),
+                    "-" if plan and plan.get("rc") else f"{r.get('run_dir_mb', 0):.0f}",
+                    _cell(worker, "worker_peak_rss_mb", "{:.0f}"), _cell(worker, "samples_per_s"),
+                    _cell(status, "seconds", "{:.2f}"), _cell(status, "cpu_seconds", "{:.2f}")])
+    return out
+
+
+def header(record: dict) -> str:
+    m = record["machine"]
+    return (f"{record['date']}; {m['cpu']}, {m['cpus']} CPUs; load average (1 min) {m['load_start']} at start, "
+            f"{m.get('load_end', '?')} at end (above {m['cpus']}: other processes shared the machine); "
+            f"`{record['command']}`{' — the code before the per-shard plan' if record.get('before') else ''}")
+
+
+def markdown(records: list[dict]) -> str:
+    lines = ["## scale: planning, workers and status at 100k-10M samples", "",
+             "Measured by `make bench-scale` (pipeline/bench/scale.py): each step is a separate process, "
+             "its peak RSS and CPU time (user + system) from the kernel (wait4 / getrusage); on a shared "
+             "machine CPU time says more than wall time. plan = `nst stylize --plan-only`; worker = "
+             "one `nst stylize` worker finishing its first shard of 1000 samples (samples/s at 16 px and 1 "
+             "evaluation: the pipeline's own overhead, setup excluded); status = `nst status`. Targets (issue "
+             "14): 1M plan <= 30 s and <= 1024 MB, status <= 1 s, worker RSS at 1M within 10% of 1k, "
+             "10M-row plan <= 300 s and <= 2048 MB, >= 100 samples/s per worker.", ""]
+    for rec in records:
+        lines.append(f"- {header(rec)}")
+        lines += [f"  - {note}" for note in ([rec["code"]] if rec.get("code") else []) + rec.get("notes", [])]
+    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for rec in records:
+        lines += ["| " + " | ".join(c) + " |" for c in rows(rec)]
+    lines.append("")
+    lines += [f"- {t}" for t in target_lines(records)]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _find(records: list[dict], scale: int, prefix: str) -> dict | None:
+    for rec in records:
+        if rec.get("before"):
+            continue
+        for r in rec["rows"]:
+            if r["case"].startswith(prefix) and (scale == 0 or rec["scale"] == scale):
+                return r
+    return None
+
+
+def target_lines(records: list[dict]) -> list[str]:
+    """Each issue-14 target next to the figure measured for it (or 'not measured')."""
+    def val(r, step, key):
+        d = (r or {}).get(step) or {}
+        return None if d.get("rc", 0) or d.get(key) is None else d[key]
+
+    def line(name, v, limit, unit, fmt="{:.1f}", lower_is_better=True, cpu=None):
+        if v is None:
+            return f"{name}: not measured"
+        ok = v <= limit if lower_is_better else v >= limit
+        also = "" if cpu is None else f"; CPU time {cpu:.2f} s: {'within' if cpu <= limit else 'over'} it"
+        return f"{name}: {fmt.format(v)} {unit} (target {'<=' if lower_is_better else '>='} {limit:g}: " \
+               f"{'met' if ok else 'NOT met'}{also})"
+
+    m1 = _find(records, 1_000_000, "1,000,000")
+    k1 = _find(records, 1000, "1,000 ")
+    m10 = _find(records, 0, "10,000,000")
+    w1, w0 = val(m1, "worker", "worker_peak_rss_mb"), val(k1, "worker", "worker_peak_rss_mb")
+    rates = [val(r, "worker", "samples_per_s") for rec in records if not rec.get("before") for r in rec["rows"]]
+    rates = [v for v in rates if v is not None]
+    return [
+        line("1M plan time", val(m1, "plan", "seconds"), 30, "s", cpu=val(m1, "plan", "cpu_seconds")),
+        line("1M plan peak RSS", val(m1, "plan", "peak_rss_mb"), 1024, "MB", "{:.0f}"),
+        line("1M `nst status`", val(m1, "status", "seconds"), 1, "s", "{:.2f}", cpu=val(m1, "status", "cpu_seconds")),
+        line("worker peak RSS, 1M over 1k", None if not (w1 and w0) else 100 * (w1 / w0 - 1), 10, "%", "{:+.1f}"),
+        line("10M-row plan time", val(m10, "plan", "seconds"), 300, "s"),
+        line("10M-row plan peak RSS", val(m10, "plan", "peak_rss_mb"), 2048, "MB", "{:.0f}"),
+        line("slowest worker (samples/s, 16 px, 1 evaluation)", min(rates) if rates else None, 100, "samples/s",
+             lower_is_better=False),
+    ]
+
+
+def load(results_dir: Path) -> list[dict]:
+    """Records in scale order, the 'before' records first within a scale."""
+    recs = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
+    return sorted(recs, key=lambda r: (r["scale"], not r.get("before")))
+
+
+def text(record: dict) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows(record))) for i, c in enumerate(COLUMNS)]
+    out = [header(record), "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths))]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows(record)]
+    return "\n".join(out)

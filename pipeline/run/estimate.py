@@ -1,0 +1,135 @@
+"""What a run will cost before it is launched: samples, working sizes, device-hours.
+
+The rate is seconds per pixel-evaluation (one loss-and-gradient evaluation of one
+image pixel), from the run's own finished samples when it has some on this kind of
+device, else from the newest matching benchmark record (`nst bench --save`). The cost
+of a sample is taken as proportional to its pixels x evaluations: a first-order
+model (a batch that fills the device better runs faster per pixel), so the figure
+says where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pipeline.run.plan import RunPlan
+from pipeline.run.task import OK, Sample
+
+BENCH_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+HEADER_SAMPLE = 2000  # working sizes are read from at most this many image headers, evenly spaced
+
+
+def planned_samples(plan: RunPlan) -> list[Sample]:
+    """Every planned sample, shard by shard (the one place the estimate reads the plan's samples)."""
+    return [s for shard in plan.shards for s in plan.shard_samples(shard)]
+
+
+@dataclass
+class Estimate:
+    samples: int
+    pending: int
+    iterations: int
+    sizes: Counter            # (w, h) or None (unreadable header) -> samples, scaled to the whole plan
+    headers_read: int
+    pixel_evals: float        # of the pending samples
+    seconds_per_mpe: float | None  # seconds per million pixel-evaluations
+    source: str
+    device: str
+
+    @property
+    def device_hours(self) -> float | None:
+        return None if self.seconds_per_mpe is None else self.pixel_evals / 1e6 * self.seconds_per_mpe / 3600
+
+    def lines(self) -> list[str]:
+        sizes = ", ".join(f"{'unreadable' if wh is None else f'{wh[0]}x{wh[1]}'} ({n})"
+                          for wh, n in self.sizes.most_common(4))
+        if len(self.sizes) > 4:
+            sizes += f", ... ({len(self.sizes)} sizes)"
+        scaled = "" if self.headers_read >= self.samples else f" (from {self.headers_read} sampled headers)"
+        out = [f"estimate   {self.samples} samples, {self.pending} pending; {self.iterations} evaluations each; "
+               f"working sizes {sizes}{scaled}"]
+        if self.device_hours is None:
+            out.append(f"           {self.device}: no rate to estimate from ({self.source})")
+        else:
+            out.append(f"           {self.device}: {self.device_hours:.3g} device-hours "
+                       f"({self.seconds_per_mpe:.3g} s per million pixel-evaluations, from {self.source})")
+        return out
+
+
+def _done_rows(plan: RunPlan) -> list[dict]:
+    from pipeline.run.shard_state import collect, shard_rows
+
+    return [r for s in collect(plan) for r in shard_rows(plan.root, s)]
+
+
+def measured_rate(rows: list[dict], device: str) -> tuple[float, int] | None:
+    """(seconds per million pixel-evaluations, samples) over this run's ok rows on `device` (cpu/cuda)."""
+    seconds = mpe = 0.0
+    n = 0
+    for r in rows:
+        dev = str((r.get("worker") or {}).get("device", ""))
+        if r["status"] != OK or not dev.startswith(device) or not r.get("size") or not r.get("iterations"):
+            continue
+        seconds += float(r.get("seconds") or 0)
+        mpe += r["size"][0] * r["size"][1] * r["iterations"] / 1e6
+        n += 1
+    return (seconds / mpe, n) if n and mpe and seconds else None
+
+
+def benchmark_rate(config: dict, device: str, results: Path = BENCH_RESULTS) -> tuple[float, str] | None:
+    """(seconds per million pixel-evaluations, description) from the newest benchmark record for this
+    device kind: its production row at the config's precision, largest batch; records of the config's
+    pooling are preferred (GPU records that do not say are taken as any)."""
+    want_precision = "fp32" if config.get("precision") == "fp32" else "bf16"
+    best = None
+    for path in sorted(results.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("device_type") != device or "rows" not in rec:
+            continue
+        opts = rec.get("options", {})
+        rows = [r for r in rec["rows"] if r.get("path") == "production" and r.get("precision") == want_precision]
+        if not rows:
+            continue
+        row = max(rows, key=lambda r: r["batch"])
+        pooling = opts.get("pooling")
+        rank = (pooling in (None, config.get("pooling")), rec.get("date", ""))
+        mpe = opts["size"] * opts["size"] * opts["iterations"] / 1e6
+        desc = (f"benchmark record {path.parent.parent.name}/{path.parent.name}/{path.name} ({rec.get('date')}, {rec.get('device')}, "
+                f"production {row['precision']} batch {row['batch']}, {opts['size']} px)")
+        if best is None or rank > best[0]:
+            best = (rank, row["seconds_per_image"] / mpe, desc)
+    return None if best is None else (best[1], best[2])
+
+
+def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[int, int] | None],
+             results: Path = BENCH_RESULTS) -> Estimate:
+    """Cost of the plan's pending samples on `device` ("cpu" or "cuda")."""
+    config = plan.data.get("config", {})
+    iterations = int(config.get("iterations") or 0)
+    samples = planned_samples(plan)
+    rows = _done_rows(plan)
+    done = {r["key"] for r in rows}
+    pending = [s for s in samples if s.key not in done]
+    step = max(1, len(samples) // HEADER_SAMPLE)
+    picked = samples[::step]
+    sizes_read = [working_size(s) for s in picked]
+    scale = len(samples) / max(1, len(picked))
+    sizes = Counter({wh: round(n * scale) for wh, n in Counter(sizes_read).items()})
+    readable = [wh for wh in sizes_read if wh is not None]
+    mean_pixels = sum(w * h for w, h in readable) / len(readable) if readable else 0.0
+    pixel_evals = mean_pixels * iterations * len(pending)
+    own = measured_rate(rows, device)
+    if own is not None:
+        rate, source = own[0], f"this run's measured rate ({own[1]} samples on {device})"
+    else:
+        bench = benchmark_rate(config, device, results)
+        rate, source = bench if bench else (None, f"no finished samples on {device} and no benchmark record "
+                                                   f"for {device} in {results}")
+    return Estimate(len(samples), len(pending), iterations, sizes, len(picked), pixel_evals, rate, source, device)

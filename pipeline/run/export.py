@@ -1,0 +1,72 @@
+"""`nst export RUN --format folder --to DIR`: a finished run as an ImageFolder tree.
+
+Each ok sample's image goes to DIR/<its source's relative path, with the output's
+extension> (a copy of --styles-per-image gets a `_s{copy}` suffix), which is the layout
+stylize-datasets users expect. Every file is written to a temporary name and renamed, and
+a file already there with the manifest's sha256 is skipped, so an interrupted export is
+finished by running it again. Shards are read one at a time, from their manifests and tars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from pathlib import Path
+
+from pipeline.errors import BadInput, NSTError
+from pipeline.io.atomic import atomic_write_bytes
+from pipeline.io.shards import commit_holds, read_manifest
+from pipeline.progress import bar
+from pipeline.run.plan import RunPlan
+
+FORMATS = ("folder",)
+
+
+def target_name(row: dict, ext: str) -> str:
+    """The exported file's path relative to DIR: the source's relative path, extension replaced."""
+    source = row.get("source") or row["key"]
+    if "#" in source:  # a tar member: its __key__ path
+        source = source.split("#", 1)[1]
+    if os.path.isabs(source) or source.startswith(".."):
+        raise BadInput(f"sample {row['key']} has source {source!r} outside the DATA root; "
+                       f"export needs relative sources (plan the run from a folder or a list)")
+    stem = os.path.splitext(source)[0]
+    copy = (row.get("extra") or {}).get("copy")
+    return f"{stem}{'' if copy is None else f'_s{copy}'}.{ext}"
+
+
+def _image_ext(outputs: dict) -> str | None:
+    return next((e for e in outputs if e not in ("json", "txt", "cls")), None)
+
+
+def export_folder(plan: RunPlan, to: Path, progress: bool = True) -> tuple[int, int]:
+    """(written, already there) image files; raises if the run is not complete."""
+    to = Path(to)
+    written = skipped = 0
+    pbar = bar(plan.total, desc="export", unit="img", disable=not progress)
+    try:
+        for shard in plan.shards:
+            paths = plan.shard_paths(shard)
+            _, problem = commit_holds(paths)
+            if problem is not None:
+                raise NSTError(f"shard {shard['name']} is not committed ({problem}); finish the run first")
+            wanted = {}
+            for row in read_manifest(paths.manifest):
+                ext = _image_ext(row.get("outputs", {})) if row["status"] == "ok" else None
+                if ext is not None:
+                    wanted[f"{row['key']}.{ext}"] = (to / target_name(row, ext), row["outputs"][ext]["sha256"])
+            with tarfile.open(paths.tar, "r:") as tf:
+                for m in tf:
+                    if m.name not in wanted:
+                        continue
+                    dest, sha = wanted[m.name]
+                    if dest.exists() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha:
+                        skipped += 1
+                    else:
+                        atomic_write_bytes(dest, tf.extractfile(m).read(), durable=False)
+                        written += 1
+            pbar.update(shard["count"])
+    finally:
+        pbar.close()
+    return written, skipped
