@@ -357,9 +357,9 @@ def _ratios(rows: list[dict]) -> None:
 
 def _plan(cfg: StyleConfig, size: int) -> list[tuple[int, int]]:
     """The preset's stages for a size×size image: [(evaluations, side), ...], coarsest first."""
-    from pipeline.methods.stylize import stage_plan
+    from pipeline.methods.stages import stage_plan
 
-    return [(n, wh[0]) for n, wh in stage_plan(cfg, (size, size))]
+    return [(n, wh[0]) for n, wh in stage_plan(cfg.iterations, cfg.coarse_stages, (size, size))]
 
 
 def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:

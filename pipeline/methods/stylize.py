@@ -18,6 +18,7 @@ from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, rend
 from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
 from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
 from pipeline.io.images import resize, target_size, to_tensor
+from pipeline.methods.stages import stage_plan
 from pipeline.models.vgg import Backbone
 
 
@@ -151,28 +152,6 @@ class StylizeJob:
     seeds: list[int]
 
 
-MIN_STAGE_SIDE = 32  # VGG16 pools five times
-
-
-def stage_plan(cfg: StyleConfig, wh: tuple[int, int]) -> list[tuple[int, tuple[int, int]]]:
-    """(evaluations, (w, h)) per stage, coarsest first, the last at wh; evaluations sum to `iterations`.
-
-    Each `coarse_stages` entry [scale, share] spends round(share·iterations) evaluations at
-    that scale of the size. A stage whose image would be under 32 px, or that would get no
-    evaluation, is skipped and its evaluations run at full size, which always keeps at least one.
-    """
-    stages: list[tuple[int, tuple[int, int]]] = []
-    left = cfg.iterations
-    for scale, share in cfg.coarse_stages:
-        cw, ch = round(wh[0] * scale), round(wh[1] * scale)
-        n = min(left - 1, round(cfg.iterations * share))
-        if min(cw, ch) < MIN_STAGE_SIDE or n <= 0:
-            continue
-        stages.append((n, (cw, ch)))
-        left -= n
-    return stages + [(left, wh)]
-
-
 def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
            iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
            snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
@@ -213,7 +192,7 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
     dev = backbone.device
     wh = content_size(job.contents[0], cfg)
     precision = resolve_precision(cfg.precision, dev)
-    plan = stage_plan(cfg, wh)
+    plan = stage_plan(cfg.iterations, cfg.coarse_stages, wh)
     total = cfg.iterations
     x0, done, history, seconds = None, 0, [], 0.0
     for i, (n, stage_wh) in enumerate(plan):

@@ -3,9 +3,9 @@
 The rate is seconds per pixel-evaluation (one loss-and-gradient evaluation of one
 image pixel), from the run's own finished samples when it has some on this kind of
 device, else from the newest matching benchmark record (`nst bench --save`). The cost
-of a sample is taken as proportional to its pixels x evaluations: a first-order
-model (a batch that fills the device better runs faster per pixel), so the figure
-says where it came from.
+of a sample is taken as proportional to its pixels x evaluations, each stage of a
+multi-resolution schedule at its own size: a first-order model (a batch that fills
+the device better runs faster per pixel), so the figure says where it came from.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipeline.methods.stages import pixel_evaluations
 from pipeline.run.plan import RunPlan
 from pipeline.run.task import OK, Sample
 
@@ -66,8 +67,9 @@ def _done_rows(plan: RunPlan) -> list[dict]:
     return [r for s in collect(plan) for r in shard_rows(plan.root, s)]
 
 
-def measured_rate(rows: list[dict], device: str) -> tuple[float, int] | None:
-    """(seconds per million pixel-evaluations, samples) over this run's ok rows on `device` (cpu/cuda)."""
+def measured_rate(rows: list[dict], device: str, stages: list = ()) -> tuple[float, int] | None:
+    """(seconds per million pixel-evaluations, samples) over this run's ok rows on `device` (cpu/cuda);
+    stages: the run's `coarse_stages`."""
     seconds = mpe = 0.0
     n = 0
     for r in rows:
@@ -75,7 +77,7 @@ def measured_rate(rows: list[dict], device: str) -> tuple[float, int] | None:
         if r["status"] != OK or not dev.startswith(device) or not r.get("size") or not r.get("iterations"):
             continue
         seconds += float(r.get("seconds") or 0)
-        mpe += r["size"][0] * r["size"][1] * r["iterations"] / 1e6
+        mpe += pixel_evaluations(r["iterations"], stages, tuple(r["size"])) / 1e6
         n += 1
     return (seconds / mpe, n) if n and mpe and seconds else None
 
@@ -100,7 +102,9 @@ def benchmark_rate(config: dict, device: str, results: Path = BENCH_RESULTS) -> 
         row = max(rows, key=lambda r: r["batch"])
         pooling = opts.get("pooling")
         rank = (pooling in (None, config.get("pooling")), rec.get("date", ""))
-        mpe = opts["size"] * opts["size"] * opts["iterations"] / 1e6
+        # full-size-equivalent evaluations per image where the row counts them (a schedule's coarse
+        # stages at their pixel share; a row that stopped at the quality bar ran fewer than asked)
+        mpe = opts["size"] * opts["size"] * row.get("weighted_evaluations", opts["iterations"]) / 1e6
         desc = (f"benchmark record {path.parent.parent.name}/{path.parent.name}/{path.name} ({rec.get('date')}, {rec.get('device')}, "
                 f"production {row['precision']} batch {row['batch']}, {opts['size']} px)")
         if best is None or rank > best[0]:
@@ -113,6 +117,7 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
     """Cost of the plan's pending samples on `device` ("cpu" or "cuda")."""
     config = plan.data.get("config", {})
     iterations = int(config.get("iterations") or 0)
+    stages = config.get("coarse_stages") or []
     samples = planned_samples(plan)
     rows = _done_rows(plan)
     done = {r["key"] for r in rows}
@@ -123,9 +128,9 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
     scale = len(samples) / max(1, len(picked))
     sizes = Counter({wh: round(n * scale) for wh, n in Counter(sizes_read).items()})
     readable = [wh for wh in sizes_read if wh is not None]
-    mean_pixels = sum(w * h for w, h in readable) / len(readable) if readable else 0.0
-    pixel_evals = mean_pixels * iterations * len(pending)
-    own = measured_rate(rows, device)
+    per_sample = sum(pixel_evaluations(iterations, stages, wh) for wh in readable) / len(readable) if readable else 0.0
+    pixel_evals = per_sample * len(pending)
+    own = measured_rate(rows, device, stages)
     if own is not None:
         rate, source = own[0], f"this run's measured rate ({own[1]} samples on {device})"
     else:

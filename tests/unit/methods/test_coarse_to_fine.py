@@ -6,7 +6,8 @@ import pytest
 
 from pipeline.config import build_config
 from pipeline.errors import BadInput
-from pipeline.methods.stylize import StyleTargets, StylizeJob, stage_plan, stylize_batch
+from pipeline.methods.stages import pixel_evaluations, stage_plan
+from pipeline.methods.stylize import StyleTargets, StylizeJob, stylize_batch
 from tests.conftest import make_image
 
 
@@ -16,14 +17,21 @@ def _cfg(**kw):
     return build_config(overrides=base)
 
 
+def _plan(wh, **kw):
+    cfg = _cfg(**kw)
+    return stage_plan(cfg.iterations, cfg.coarse_stages, wh)
+
+
 def test_stage_plan():
-    assert stage_plan(_cfg(), (80, 64)) == [(4, (40, 32)), (16, (80, 64))]  # default's 20x16 stage: under 32 px
-    assert stage_plan(_cfg(coarse_stages=[]), (80, 64)) == [(20, (80, 64))]           # one full-size stage
-    assert stage_plan(_cfg(coarse_stages=[[0.5, 0.5]]), (80, 64)) == [(10, (40, 32)), (10, (80, 64))]
-    assert stage_plan(_cfg(coarse_stages=[[0.5, 0.5]]), (80, 60)) == [(20, (80, 60))]  # 30 px: too small
-    assert stage_plan(_cfg(coarse_stages=[[0.25, 0.5], [0.5, 0.25]], size=160), (160, 128)) == [
+    assert _plan((80, 64)) == [(4, (40, 32)), (16, (80, 64))]  # the default's 20x16 stage: under 32 px, skipped
+    assert _plan((80, 64), coarse_stages=[]) == [(20, (80, 64))]           # one full-size stage
+    assert _plan((80, 64), coarse_stages=[[0.5, 0.5]]) == [(10, (40, 32)), (10, (80, 64))]
+    assert _plan((80, 60), coarse_stages=[[0.5, 0.5]]) == [(20, (80, 60))]  # 30 px: too small
+    assert _plan((160, 128), coarse_stages=[[0.25, 0.5], [0.5, 0.25]], size=160) == [
         (10, (40, 32)), (5, (80, 64)), (5, (160, 128))]
-    assert stage_plan(_cfg(coarse_stages=[[0.5, 0.99]], iterations=3), (80, 64)) == [(2, (40, 32)), (1, (80, 64))]
+    assert _plan((80, 64), coarse_stages=[[0.5, 0.99]], iterations=3) == [(2, (40, 32)), (1, (80, 64))]
+    # the cost estimate's measure: a stage at half the size costs a quarter of the pixels
+    assert pixel_evaluations(20, [[0.5, 0.5]], (80, 64)) == 10 * 40 * 32 + 10 * 80 * 64
 
 
 @pytest.mark.parametrize("bad", [[[0.5, 0.5], [0.25, 0.2]],   # finest first
