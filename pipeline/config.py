@@ -15,16 +15,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Optional, Union
+from typing import Annotated, ClassVar, Optional, Union
 
 import yaml
+from pydantic import AfterValidator, Field
 
-from pipeline.engine.compile_modes import COMPILE_MODES
+from pipeline.engine.choices import COMPILE_MODES, REDUCTIONS
 from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.backbones import BACKBONES
 from pipeline.resources import data_dir
-from pipeline.schema import (Fraction, Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights, choice,
+from pipeline.schema import (Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights, choice,
                              unknown_key, validate_mapping)
 
 INITS = ("noise", "content", "style")
@@ -41,8 +42,25 @@ Pooling = choice(*POOLINGS)
 Precision = choice(*PRECISIONS)
 Format = choice(*FORMATS)
 CompileMode = choice(*COMPILE_MODES)
+Reduction = choice(*REDUCTIONS)
 BatchSize = Union[PositiveInt, choice("auto")]
 Seed = Int(ge=0)
+
+
+def _coarsest_first(stages: list) -> list:
+    """Scales increasing and shares leaving at least one evaluation's worth for full size:
+    the pairs' own ranges are the item type's job."""
+    scales = [scale for scale, _ in stages]
+    if scales != sorted(set(scales)) or sum(share for _, share in stages) >= 1.0:
+        raise ValueError("scales must increase and shares sum to less than 1")
+    return [[scale, share] for scale, share in stages]
+
+
+# [scale of the size, share of `iterations`] per coarse stage, coarsest first; the rest of
+# `iterations` runs at full size ([]: one stage at full size)
+Stages = Annotated[list[tuple[OpenFraction, Positive]], AfterValidator(_coarsest_first), Field(
+    description="a list of [scale, share] pairs, coarsest first, each scale > 0 and < 1, "
+                "each share > 0, the shares summing to less than 1")]
 
 
 @dataclass
@@ -61,6 +79,7 @@ class StyleConfig:
     style_weights: Union[NonNegative, Weights] = field(default_factory=lambda: [10.0, 10.0, 50.0, 10.0, 10.0])
     style_blend: Optional[Weights] = None
     tv_weight: NonNegative = 200.0
+    loss_reduction: Reduction = "sum"  # sum: the reference's terms (content and tv grow with H·W); mean: size-normalised
     iterations: PositiveInt = 300
     init: Init = "noise"
     optimizer: Optimizer = "lbfgs"
@@ -76,8 +95,7 @@ class StyleConfig:
     precision: Precision = "fp32"
     batch_size: BatchSize = 1   # samples optimised together, or "auto": from free memory, up to max_batch
     max_batch: PositiveInt = 8
-    coarse_fraction: Fraction = 0.0  # share of `iterations` spent first at coarse_scale of the size (0: off)
-    coarse_scale: OpenFraction = 0.5
+    coarse_stages: Stages = field(default_factory=list)  # multi-resolution schedule, coarsest first
     compile: CompileMode = "none"  # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
     output_format: Format = "png"
     log_every: PositiveInt = 10

@@ -47,7 +47,6 @@ PositiveInt = Int(gt=0)
 NonNegativeInt = Int(ge=0)
 NonNegative = Float(ge=0)
 Positive = Float(gt=0)
-Fraction = Float(ge=0, lt=1)       # [0, 1)
 OpenFraction = Float(gt=0, lt=1)   # (0, 1)
 Layers = Annotated[list[str], BeforeValidator(_split_commas)]
 Weights = Annotated[list[NonNegative], BeforeValidator(_split_commas)]
@@ -61,7 +60,10 @@ def choice(*values: str) -> Any:
 # ---------------------------------------------------------------- messages
 
 def allowed(schema: dict) -> str:
-    """A JSON-schema fragment in words: 'a positive integer', 'a finite number >= 0', ..."""
+    """A JSON-schema fragment in words: 'a positive integer', 'a finite number >= 0', ...; a type
+    whose rule spans its items says it in its own `description`."""
+    if "description" in schema:
+        return schema["description"]
     if "anyOf" in schema:
         return " or ".join(allowed(s) for s in schema["anyOf"])
     if "const" in schema:

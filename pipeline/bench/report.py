@@ -28,16 +28,31 @@ def cpu_model() -> str:
     return model
 
 
-COLUMNS = ["path", "precision", "batch", "images", "evals/img", "s/img", "img/h", "evals/s",
+COLUMNS = ["path", "precision", "batch", "images", "evals/img", "full-size equiv.", "evals to quality",
+           "s/img", "img/h", "img/h at quality", "evals/s",
            "GFLOP/eval", "TFLOP/s", "% matmul", "peak MiB", "MiB/img", "final loss per sample (fp32 eval)"]
 
 
-def _row_cells(r: dict) -> list[str]:
+def _quality_cells(r: dict, classic: bool) -> list[str]:
+    """Full-size-equivalent evaluations per image, evaluations to the bar, images per hour at the bar."""
+    per_image = r["evaluations"] / r["images"]
+    equiv = r.get("weighted_evaluations", per_image)
+    if classic:  # the classic row reaches its own bar at its last evaluation, by definition
+        return [f"{equiv:.0f}", f"{per_image:.0f}", f"{r['images_per_hour']:.0f}"]
+    if "images_per_hour_at_quality" not in r:
+        return [f"{equiv:.0f}", "-", "-"]
+    if r["quality_evals"] is None:
+        return [f"{equiv:.0f}", "not reached", "-"]
+    return [f"{equiv:.1f}", f"{r['quality_evals']:.1f}", f"{r['images_per_hour_at_quality']:.0f}"]
+
+
+def _row_cells(r: dict, classic: bool = False) -> list[str]:
     frac = r.get("matmul_fraction")
+    equiv, to_quality, per_hour_quality = _quality_cells(r, classic)
     return [
         r["path"], r["precision"], str(r["batch"]), str(r["images"]),
-        f"{r['evaluations'] / r['images']:.0f}",
-        f"{r['seconds_per_image']:.3f}", f"{r['images_per_hour']:.0f}", f"{r['evals_per_second']:.1f}",
+        f"{r['evaluations'] / r['images']:.0f}", equiv, to_quality,
+        f"{r['seconds_per_image']:.3f}", f"{r['images_per_hour']:.0f}", per_hour_quality, f"{r['evals_per_second']:.1f}",
         f"{r['flops_per_eval'] / 1e9:.1f}", f"{r['tflops']:.2f}",
         "-" if frac is None else f"{100 * frac:.1f}",
         f"{r['peak_mib']:.0f}", f"{r['peak_mib_per_image']:.0f}",
@@ -45,32 +60,62 @@ def _row_cells(r: dict) -> list[str]:
     ]
 
 
+def _is_classic(result: dict) -> bool:
+    return result["rows"][0]["path"].startswith("classic") if result["rows"] else False
+
+
 def _ratio_lines(result: dict) -> list[str]:
     lines = []
+    base = "classic" if _is_classic(result) else "reference"
     for r in result["rows"][1:]:
         if r.get("time_ratio") is None:
             continue
         loss = ("-" if r.get("loss_ratio_mean") is None else
                 f"final loss x{r['loss_ratio_mean']:.4f} (worst sample x{r['loss_ratio_worst']:.4f})")
-        lines.append(f"{r['path']} {r['precision']} batch {r['batch']} / reference: time x{r['time_ratio']:.3f} "
+        lines.append(f"{r['path']} {r['precision']} batch {r['batch']} / {base}: time x{r['time_ratio']:.3f} "
                      f"(speedup {r['speedup']:.2f}x), {loss}")
     return lines
 
 
+def _rows_with(result: dict, key: str, line) -> list[str]:
+    """line(row) for every row after the first that carries `key`."""
+    return [line(r) for r in result["rows"][1:] if key in r]
+
+
+def _at_quality_lines(result: dict) -> list[str]:
+    """Evaluations and wall time to the classic run's final loss (the quality bar), per production row."""
+    if not _is_classic(result):
+        return []
+    classic = result["rows"][0]
+    n = classic["evaluations"] // classic["images"]
+
+    return _rows_with(result, "images_per_hour_at_quality", lambda r: _outcome(
+        r, f"{r['path']} {r['precision']} batch {r['batch']} (stages {_stages(r)}): every sample at or below "
+           f"the classic {n}-evaluation loss",
+        lambda: f"not reached in {r['weighted_evaluations']:.1f} full-size-equivalent evaluations",
+        lambda: f"after {r['quality_evals']:.1f} full-size-equivalent evaluations, "
+                f"{r['quality_seconds_per_image']:.2f} s/image: {r['images_per_hour_at_quality']:.0f} "
+                f"images/hour at quality, {r['quality_speedup']:.2f}x less wall time than the classic run "
+                f"({classic['seconds_per_image']:.2f} s/image)"))
+
+
+def _outcome(r: dict, head: str, missing, reached) -> str:
+    """The head, then what `missing()` or `reached()` says, as the row did or did not get to the bar."""
+    return f"{head}: {missing()}" if r["quality_evals"] is None else f"{head} {reached()}"
+
+
+def _stages(r: dict) -> str:
+    return " -> ".join(f"{n}@{side}px" for n, side in r.get("stages", []))
+
+
 def _quality_lines(result: dict) -> list[str]:
-    """Time to the reference's quality: when every shared sample is at or below its final loss."""
-    lines = []
-    for r in result["rows"][1:]:
-        if "quality_evals" not in r:
-            continue
-        head = (f"{r['path']} {r['precision']} batch {r['batch']}: every sample at or below the reference's final "
-                f"loss (fp32 eval, checked at {len(r['curve'])} points)")
-        if r["quality_evals"] is None:
-            lines.append(f"{head}: not reached in {r['evaluations'] // r['images']} evaluations")
-        else:
-            lines.append(f"{head} after {r['quality_evals']} of {r['evaluations'] // r['images']} evaluations: "
-                         f"time x{r['quality_time_ratio']:.3f} the reference's (speedup {r['quality_speedup']:.2f}x)")
-    return lines
+    """Older records: time to the strong-Wolfe reference's final loss at equal evaluations."""
+    return _rows_with(result, "quality_time_ratio", lambda r: _outcome(
+        r, f"{r['path']} {r['precision']} batch {r['batch']}: every sample at or below the reference's final "
+           f"loss (fp32 eval, checked at {len(r['curve'])} points)",
+        lambda: f"not reached in {r['evaluations'] // r['images']} evaluations",
+        lambda: f"after {r['quality_evals']} of {r['evaluations'] // r['images']} evaluations: "
+                f"time x{r['quality_time_ratio']:.3f} the reference's (speedup {r['quality_speedup']:.2f}x)"))
 
 
 def _precision_lines(result: dict) -> list[str]:
@@ -89,11 +134,13 @@ def _precision_lines(result: dict) -> list[str]:
 
 
 def _target_lines(result: dict) -> list[str]:
-    """The issue's GPU targets, checked against this record."""
-    if result.get("device_type") != "cuda":
-        return []
+    """The issue's targets, checked against this record (CPU: Lever 1 at 256 px; CUDA: Lever 2 at 512 px)."""
     prod = [r for r in result["rows"][1:] if r["path"] == "production" or r["path"].startswith("production (compile")]
     if not prod:
+        return []
+    if _is_classic(result):
+        return _quality_targets(result, prod)
+    if result.get("device_type") != "cuda":
         return []
     fast = max(prod, key=lambda r: r["speedup"])
     eff = max(prod, key=lambda r: r["matmul_fraction"] or 0.0)
@@ -105,26 +152,28 @@ def _target_lines(result: dict) -> list[str]:
     ]
 
 
+def _quality_targets(result: dict, prod: list[dict]) -> list[str]:
+    reached = [r for r in prod if r.get("quality_evals") is not None]
+    if not reached:
+        return ["target: every sample at the classic loss: NOT reached"]
+    best = min(reached, key=lambda r: r["quality_evals"])
+    fast = max(reached, key=lambda r: r["quality_speedup"])
+    lines = [f"target <= 150 full-size-equivalent evaluations to the classic loss: best {best['quality_evals']:.1f} "
+             f"({_which(best)}): {'met' if best['quality_evals'] <= 150 else 'NOT met'}",
+             f"target >= 4x less wall time than the classic run to its loss: best {fast['quality_speedup']:.2f}x "
+             f"({_which(fast)}): {'met' if fast['quality_speedup'] >= 4 else 'NOT met'}"]
+    if result.get("device_type") == "cuda":
+        eff = max(prod, key=lambda r: r["matmul_fraction"] or 0.0)
+        lines += [f"target >= 40% of the measured bf16 matmul rate: best {100 * eff['matmul_fraction']:.1f}% "
+                  f"({_which(eff)}): {'met' if eff['matmul_fraction'] >= 0.4 else 'NOT met'}",
+                  f"target >= 10,000 images per hour at quality: best {fast['images_per_hour_at_quality']:.0f} "
+                  f"({_which(fast)}): {'met' if fast['images_per_hour_at_quality'] >= 10000 else 'NOT met'}"]
+    return lines
+
+
 def _which(r: dict) -> str:
     extra = r["path"][len("production"):].strip(" ()")
     return f"{r['precision']}, batch {r['batch']}" + (f", {extra}" if extra else "")
-
-
-def _coarse_lines(result: dict) -> list[str]:
-    """Coarse-to-fine against the production row of the same batch and precision: less time, same loss?"""
-    rows = result["rows"]
-    out = []
-    for c in (r for r in rows if r["path"] == "coarse-to-fine"):
-        base = next((r for r in rows if r["path"] == "production" and r["batch"] == c["batch"]
-                     and r["precision"] == c["precision"]), None)
-        if base is None or not base["losses"] or not c["losses"]:
-            continue
-        ratios = [a / b for a, b in zip(c["losses"], base["losses"])]
-        out.append(f"coarse-to-fine / production, {c['precision']} batch {c['batch']} "
-                   f"({c['evaluations'] // c['images']} against {base['evaluations'] // base['images']} evaluations): "
-                   f"time x{c['seconds_per_image'] / base['seconds_per_image']:.3f}, final loss "
-                   f"x{sum(ratios) / len(ratios):.4f} (worst sample x{max(ratios):.4f})")
-    return out
 
 
 def _compile_lines(result: dict) -> list[str]:
@@ -132,13 +181,24 @@ def _compile_lines(result: dict) -> list[str]:
             for r in result["rows"] if r.get("compile_seconds") is not None]
 
 
-def _header(result: dict) -> list[str]:
+def _workload(result: dict) -> str:
     o = result["options"]
+    if not _is_classic(result):
+        return (f"workload: {o['size']}x{o['size']} px, {o['iterations']} evaluations per image, "
+                f"L-BFGS history: production {o['history']}, reference {o.get('reference_history', o['history'])}, "
+                f"{o.get('pooling', 'max')} pooling, weights: {result['weights']}")
+    c = result.get("config", {})
+    sets = f" {' '.join('--set ' + v for v in o.get('sets', []))}" if o.get("sets") else ""
+    return (f"workload: {o['size']}x{o['size']} px, preset {o['preset']}{sets} ({c.get('loss_reduction')} loss, "
+            f"{c.get('init')} start, {c.get('pooling')} pooling, L-BFGS history {c.get('lbfgs_history')}, "
+            f"step cap {c.get('lbfgs_max_step')}), classic: {o['classic_evaluations']} evaluations, weights: "
+            f"{result['weights']}")
+
+
+def _header(result: dict) -> list[str]:
     return [
         f"device: {result['device']}; torch {result['torch']}; {result['date']}",
-        f"workload: {o['size']}x{o['size']} px, {o['iterations']} evaluations per image, "
-        f"L-BFGS history: production {o['history']}, reference {o.get('reference_history', o['history'])}, "
-        f"{o.get('pooling', 'max')} pooling, weights: {result['weights']}",
+        _workload(result),
         f"measured bf16 matmul rate: {result['matmul_bf16_tflops']:.2f} TFLOP/s "
         f"(FLOP/eval = 2 x (forward MACs + input-gradient MACs), 3x3 convolutions only)",
     ] + ([f"host load average (1 min) at start / end: {' / '.join(str(v) for v in result['load_average'])} "
@@ -148,7 +208,8 @@ def _header(result: dict) -> list[str]:
 
 def text_table(result: dict) -> str:
     """The table `nst bench` prints; it ends with the ratios production/reference."""
-    cells = [COLUMNS] + [_row_cells(r) for r in result["rows"]]
+    classic = _is_classic(result)
+    cells = [COLUMNS] + [_row_cells(r, classic and i == 0) for i, r in enumerate(result["rows"])]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = _header(result) + [""]
     for row in cells:
@@ -162,14 +223,25 @@ def text_table(result: dict) -> str:
         lines.append(f"not measured: {err}")
     lines.append("")
     lines.extend(_compile_lines(result))
-    if result.get("profile"):
-        p = result["profile"]
-        lines += ["", f"profile: {p['evaluations']} production evaluations, {p['precision']}, batch {p['batch']}, "
-                  f"sorted by {p['sorted_by']}", p["table"]]
-    lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result) + _coarse_lines(result))
+    for p in _profiles(result):
+        lines += ["", _profile_title(p), p["table"]]
+    lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result))
     lines.extend("ratio time-to-quality " + line for line in _quality_lines(result))
+    lines.extend("quality " + line for line in _at_quality_lines(result))
     lines.extend(_target_lines(result))
     return "\n".join(lines)
+
+
+def _profiles(result: dict) -> list[dict]:
+    return list(result.get("profiles") or []) + ([result["profile"]] if result.get("profile") else [])
+
+
+def _profile_title(p: dict) -> str:
+    share = (f"; convolutions {100 * p['conv_share']:.1f}% of the profiled time "
+             f"({p['conv_us'] / 1e3:.1f} of {p['total_us'] / 1e3:.1f} ms)" if p.get("conv_share") is not None else "")
+    size = f", {p['size']} px" if p.get("size") else ""
+    return (f"profile: {p['evaluations']} production evaluation(s){size}, {p['precision']}, batch {p['batch']}, "
+            f"sorted by {p['sorted_by']}{share}")
 
 
 def markdown_section(result: dict, name: str) -> str:
@@ -180,11 +252,13 @@ def markdown_section(result: dict, name: str) -> str:
     out.append("")
     out.append("| " + " | ".join(COLUMNS) + " |")
     out.append("|" + "---|" * len(COLUMNS))
-    for r in result["rows"]:
-        out.append("| " + " | ".join(_row_cells(r)) + " |")
+    classic = _is_classic(result)
+    for i, r in enumerate(result["rows"]):
+        out.append("| " + " | ".join(_row_cells(r, classic and i == 0)) + " |")
     out.append("")
-    for line in (_ratio_lines(result) + _precision_lines(result) + _coarse_lines(result) + _compile_lines(result)
-                 + [f"time-to-quality {q}" for q in _quality_lines(result)] + _target_lines(result)):
+    for line in (_ratio_lines(result) + _precision_lines(result) + _compile_lines(result)
+                 + [f"time-to-quality {q}" for q in _quality_lines(result)]
+                 + [f"quality: {q}" for q in _at_quality_lines(result)] + _target_lines(result)):
         out.append(f"- {line}")
     if result.get("memory"):
         out.append("")
@@ -197,11 +271,9 @@ def markdown_section(result: dict, name: str) -> str:
             out.append(f"| {m['size']} px | {peak} | {m['status']} |")
     for err in result.get("errors", []):
         out.append(f"- not measured: {err}")
-    if result.get("profile"):
-        p = result["profile"]
-        out += ["", f"<details><summary>Profile: {p['evaluations']} production evaluations, {p['precision']}, "
-                f"batch {p['batch']}, sorted by {p['sorted_by']}</summary>", "", "```", p["table"].rstrip(), "```",
-                "", "</details>"]
+    for p in _profiles(result):
+        out += ["", f"<details><summary>{_profile_title(p).capitalize()}</summary>", "", "```",
+                p["table"].rstrip(), "```", "", "</details>"]
     out.append("")
     return "\n".join(out)
 
@@ -217,14 +289,16 @@ def render_benchmarks(results_dir: str | Path = RESULTS_DIR, out: str | Path = "
         "# Benchmarks",
         "",
         "Generated by `nst bench` (pipeline/bench/) from the measured records in benchmarks/results/;",
-        "do not edit by hand. `make bench` re-measures the CPU sections (`cpu`: the classic",
-        "max-pooling workload; `cpu-avg-compile`: the default preset's average pooling, with a",
-        "torch.compile row); benchmarks/gpu.sh produced the GPU sections on a lent machine. Reference =",
-        "one image at a time, fp32, torch.optim.LBFGS (strong-Wolfe), whole VGG16 forward;",
-        "production = the engine's render with the per-sample batched L-BFGS, network stopped at",
-        "the deepest loss layer, bf16 autocast + channels_last where the precision says so.",
-        "Final losses are re-evaluated in fp32 for both paths. Sections are in file-name order;",
-        "each says its date: the GPU sections predate later engine changes until re-measured.",
+        "do not edit by hand. Since issue 11 a record's first row is the *classic* run",
+        "(torch.optim.LBFGS lr=1, history 100, no line search, tolerances off; one image at a time,",
+        "fp32, on the preset's loss and start): its final loss per sample is the quality bar, and",
+        "each production row (the preset's stages, batched, bf16 where native, per-sample L-BFGS)",
+        "reports its full-size-equivalent evaluations and images per hour to that bar. `make bench`",
+        "writes `cpu.json` (256 px); benchmarks/gpu.sh writes GPU records on a lent machine. Records",
+        "made before it (the H100 ones, `cpu-avg-compile`, and `cpu` until `make bench` re-measures",
+        "it) start with the strong-Wolfe \"reference\"",
+        "row (the whole VGG16) and compare at equal evaluations. Final losses are re-evaluated in",
+        "fp32 for every path. Sections are in file-name order; each says its date and command.",
         "",
     ]
     for f in files:

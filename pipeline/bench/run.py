@@ -1,13 +1,17 @@
-"""The benchmark itself: one fixed workload, the reference path and the production path.
+"""The benchmark itself: one fixed workload, the classic yardstick and the production path.
 
-Reference: one image at a time, fp32, NCHW, `torch.optim.LBFGS` (strong-Wolfe, the
-engine's 'torch_lbfgs'), the whole VGG16 forward through block5_pool.
-Production: the engine as the pipeline runs it: `render` with the per-sample
-batched L-BFGS, the network stopped at the deepest layer a loss reads, a batch of
-B images per forward/backward, bf16 autocast + channels_last where selected,
-no host synchronisation inside the loop except at the progress interval.
-Both paths optimise the same objective (the default StyleConfig) from the same
-seeded noise; final losses are re-evaluated for both in fp32.
+Classic (rows[0], the quality bar): one image at a time, fp32, NCHW,
+`torch.optim.LBFGS(lr=1, history_size=100)` without line search, tolerances off
+(pipeline/bench/quality.py), as neural-style and neural-style-pt run it.
+Production: the engine as the pipeline runs it: the preset's stage plan
+(`coarse_stages`), each stage a `render` with the per-sample batched L-BFGS, the
+network stopped at the deepest layer a loss reads, a batch of B images per
+forward/backward, bf16 autocast + channels_last where selected, no host
+synchronisation inside the loop except at the progress interval.
+Both optimise the preset's objective from the preset's start (the content image
+for `default`); final losses are re-evaluated in fp32. The strong-Wolfe
+`torch.optim.LBFGS` path (the whole VGG16 forward, from seeded noise) is an
+optional extra row.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.bench.flops import deepest, flops_per_evaluation
+from pipeline.bench.quality import at_quality, classic_path, save_side_by_side, schedule_path
 from pipeline.config import StyleConfig, build_config
 from pipeline.engine.loop import RenderOptions, evaluate, logging_step, render
 from pipeline.engine.objectives import gram
@@ -45,22 +50,25 @@ REFERENCE_HISTORY = 100  # torch.optim.LBFGS's default history_size: the plain r
 @dataclass
 class BenchOptions:
     device: str = "cpu"
-    size: int = 128
-    iterations: int = 50
-    batch_sizes: list[int] = field(default_factory=lambda: [4])
+    size: int = 256
+    iterations: int | None = None           # production evaluations (all stages); None: the preset's
+    classic_evaluations: int = 500          # the classic run whose final losses are the quality bar
+    batch_sizes: list[int] = field(default_factory=lambda: [2])
     precisions: list[str] = field(default_factory=lambda: ["auto"])
-    reference_images: int | None = None     # default: the largest batch size
+    reference_images: int | None = None     # images of the classic (and strong-Wolfe) rows; default: largest batch
     random_weights: bool = False
     weights_file: str | None = None
     memory_sizes: list[int] = field(default_factory=list)
-    coarse_to_fine: bool = False
-    coarse_budget: float = 1.2              # c2f evaluations per production evaluation (the default preset: 360/300)
+    preset: str = "default"                 # the loss, start, schedule and optimiser settings of both paths
+    sets: list[str] = field(default_factory=list)   # --set key=value on top of the preset
+    images: str | None = None               # write content | classic | production-at-the-bar sheets here
+    single_scale_row: bool = False          # the production budget at full size only: what the schedule buys
+    wolfe_row: bool = False                 # torch.optim.LBFGS with strong-Wolfe line search, whole net
     adam_row: bool = False
     compile_modes: list[str] = field(default_factory=list)  # extra production rows under torch.compile
-    profile: bool = False                   # a torch.profiler table of a few production evaluations
-    pooling: str = "max"                    # both paths (the classic workload uses max pooling)
-    quality_points: int = 10                # fp32 losses at this many points of each production run
-    history: int = 20                       # production path
+    profile_batches: list[int] = field(default_factory=list)  # torch.profiler kernel tables of one evaluation each
+    check_every: int = 5                    # fp32 quality checks every this many full-size evaluations
+    history: int | None = None              # production L-BFGS history; None: the preset's
     reference_history: int = REFERENCE_HISTORY
     command: str = ""
 
@@ -70,24 +78,22 @@ class BenchOptions:
             raise BadInput(f"device must be cpu or cuda, got {dev!r}")
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise BadInput(f"device {dev!r} requested but CUDA is not available")
-        for name, value in (("size", self.size), ("iterations", self.iterations), ("history", self.history)):
-            if value <= 0:
+        for name, value in (("size", self.size), ("iterations", self.iterations), ("history", self.history),
+                            ("classic-evaluations", self.classic_evaluations), ("check-every", self.check_every)):
+            if value is not None and value <= 0:
                 raise BadInput(f"{name} must be a positive integer, got {value!r}")
         if self.size < 32:
             raise BadInput(f"size must be at least 32 px (VGG16 pools five times), got {self.size}")
-        if not self.coarse_budget > 0:
-            raise BadInput(f"coarse-budget must be > 0, got {self.coarse_budget!r}")
-        if self.quality_points < 0:
-            raise BadInput(f"quality-points must be 0 (off) or a positive integer, got {self.quality_points!r}")
-        if self.pooling not in ("max", "avg"):
-            raise BadInput(f"pooling must be max or avg, got {self.pooling!r}")
+        # a bad preset or --set: one line, exit 2, before any work
+        build_config(preset=self.preset, overrides=dict(size=self.size, iterations=self.iterations,
+                                                         lbfgs_history=self.history), sets=self.sets)
         if self.weights_file and not Path(self.weights_file).is_file():
             raise BadInput(f"weights file not found: {self.weights_file}")
 
 
 # ------------------------------------------------------------------ setup
 
-def load_network(opts: BenchOptions, device: torch.device) -> tuple[VGGFeatures, Preprocess, str]:
+def load_network(opts: BenchOptions, device: torch.device, pooling: str) -> tuple[VGGFeatures, Preprocess, str]:
     """The Keras VGG16 (cache, or a state-dict file), or same-shape random weights for timing only."""
     pre = Preprocess("caffe")
     if opts.random_weights:
@@ -111,7 +117,7 @@ def load_network(opts: BenchOptions, device: torch.device) -> tuple[VGGFeatures,
 
         state, _ = load_backbone_state("vgg16")
         label = "Keras VGG16 (ImageNet)"
-    return VGGFeatures("vgg16", state, opts.pooling).to(device), pre, label
+    return VGGFeatures("vgg16", state, pooling).to(device), pre, label
 
 
 def _square(path: Path, size: int) -> torch.Tensor:
@@ -138,6 +144,7 @@ class Workload:
             self.content_acts = net(self.content_net, [cfg.content_layer])[cfg.content_layer].float()
         self.noise = torch.cat([pre.noise((1, 3, size, size), torch.Generator().manual_seed(i))
                                 for i in range(n)]).to(device)
+        self.start = self.content_net if cfg.init == "content" else self.noise  # the preset's start
 
     def objective(self, lo: int, hi: int):
         from pipeline.methods.stylize import build_objective
@@ -215,7 +222,8 @@ def device_name(device: torch.device) -> str:
 # ------------------------------------------------------------------ paths
 
 def reference_path(work: Workload, n: int, iterations: int, history: int, progress) -> dict:
-    """One image at a time, fp32, NCHW, torch.optim.LBFGS, whole VGG16 forward."""
+    """The optional strong-Wolfe row: one image at a time, fp32, NCHW, torch.optim.LBFGS with its
+    strong-Wolfe line search, the whole VGG16 forward, from the preset's start."""
     net, dev = work.net, work.device
     layers = None
     outs = []
@@ -226,7 +234,7 @@ def reference_path(work: Workload, n: int, iterations: int, history: int, progre
     for i in range(n):
         objective = work.objective(i, i + 1)
         layers = list(objective.layers) + [FULL_NET_LAYER]
-        x = work.noise[i:i + 1].clone().requires_grad_(True)
+        x = work.start[i:i + 1].clone().requires_grad_(True)
         opt = make_optimizer("torch_lbfgs", x, lr=work.cfg.learning_rate, history=history)
         evals = 0
 
@@ -242,84 +250,45 @@ def reference_path(work: Workload, n: int, iterations: int, history: int, progre
             opt.step(closure)
         evals_total += evals
         outs.append(x.detach())
-        progress(f"reference image {i + 1}/{n}: {evals} evaluations")
+        progress(f"strong-Wolfe image {i + 1}/{n}: {evals} evaluations")
     _sync(dev)
     seconds = time.perf_counter() - start
     x = torch.cat(outs)
-    return dict(path="reference", precision="fp32", batch=1, images=n, evaluations=evals_total,
+    return dict(path="torch L-BFGS strong-Wolfe", precision="fp32", batch=1, images=n, evaluations=evals_total,
                 seconds=seconds, peak_mib=_peak_mib(dev), losses=work.final_losses(x, 0),
                 forward_to=FULL_NET_LAYER, backward_to=deepest(net, objective.layers))
 
 
 def production_path(work: Workload, batch: int, precision: str, iterations: int, history: int,
                     progress, x0: torch.Tensor | None = None, with_losses: bool = True,
-                    optimizer: str = "lbfgs", compile: str = "none",
-                    quality_points: int = 0) -> tuple[dict, torch.Tensor]:
-    """The engine's render: batched per-sample L-BFGS, truncated net, chosen precision.
-
-    quality_points > 0 keeps a device copy of the images at that many points of the
-    run (no host synchronisation) and, after the timing, evaluates each in fp32: the
-    row's `curve`, from which `_ratios` finds when production reaches the
-    reference's final loss.
-    """
+                    optimizer: str = "lbfgs", compile: str = "none") -> tuple[dict, torch.Tensor]:
+    """One full-size render of a batch (warm-ups, the Adam row, memory rows)."""
     dev = work.device
     objective = work.objective(0, batch)
-    x0 = work.noise[:batch] if x0 is None else x0
+    x0 = work.start[:batch] if x0 is None else x0
     every = max(1, iterations // 5)
-    snapshots: list[tuple[int, torch.Tensor]] = []
 
     def on_log(i, total, rows):
         progress(f"production {precision} batch {batch}: {i}/{total} evaluations")
-
-    def on_snapshot(evals, x):
-        snapshots.append((evals, x.clone()))
 
     _reset_peak(dev)
     _sync(dev)
     start = time.perf_counter()
     options = RenderOptions(iterations, optimizer=optimizer, lr=work.cfg.learning_rate, history=history,
                             precision=precision, log_every=every, max_step=work.cfg.lbfgs_max_step * work.pre.unit,
-                            compile=compile,
-                            snapshot_every=max(1, iterations // quality_points) if quality_points else 0)
-    result = render(work.net, objective, x0, options, logging_step(on_log, on_snapshot if quality_points else None))
+                            compile=compile)
+    result = render(work.net, objective, x0, options, logging_step(on_log))
     _sync(dev)
     seconds = time.perf_counter() - start
     peak = _peak_mib(dev)
     losses = work.final_losses(result.x, 0) if with_losses else []
-    curve = [[evals, work.final_losses(x, 0)] for evals, x in snapshots]
-    snapshots.clear()
     label = [optimizer] if optimizer != "lbfgs" else []
     label += [f"compile {result.compiled}"] if compile != "none" else []
     path = "production" + (f" ({', '.join(label)})" if label else "")
     return dict(path=path, precision=precision, batch=batch, images=batch,
                 evaluations=result.evaluations * batch, seconds=seconds, peak_mib=peak, losses=losses,
                 forward_to=deepest(work.net, objective.layers),
-                backward_to=deepest(work.net, objective.layers),
-                **({"curve": curve + [[result.evaluations, losses]]} if quality_points and losses else {})), result.x
-
-
-def coarse_to_fine_path(work: Workload, half: Workload, batch: int, precision: str, iterations: int,
-                        history: int, progress, budget: float = 1.0) -> dict:
-    """The production schedule (`coarse_fraction` 0.5): round(budget·iterations) evaluations,
-    the first half at half size, the rest at full size from the upsampled result."""
-    total = max(2, round(iterations * budget))
-    coarse_iters = total // 2
-    fine_iters = total - coarse_iters
-    dev = work.device
-    _sync(dev)
-    start = time.perf_counter()
-    row_c, xc = production_path(half, batch, precision, coarse_iters, history, progress, with_losses=False)
-    x0 = F.interpolate(xc, size=(work.size, work.size), mode="bilinear", align_corners=False)
-    row_f, xf = production_path(work, batch, precision, fine_iters, history, progress, x0=x0, with_losses=False)
-    _sync(dev)
-    seconds = time.perf_counter() - start
-    flops = (flops_per_evaluation(work.net, row_c["forward_to"], row_c["backward_to"], half.size, half.size)
-             * coarse_iters + flops_per_evaluation(work.net, row_f["forward_to"], row_f["backward_to"],
-                                                   work.size, work.size) * fine_iters) / total
-    row = dict(row_f, path="coarse-to-fine", evaluations=total * batch, seconds=seconds,
-               peak_mib=max(row_c["peak_mib"], row_f["peak_mib"]), losses=work.final_losses(xf, 0),
-               flops_per_eval=int(flops))
-    return row
+                backward_to=deepest(work.net, objective.layers)), result.x
 
 
 def memory_rows(net, pre, cfg, sizes: list[int], precision: str, history: int, device, progress) -> list[dict]:
@@ -373,6 +342,7 @@ def _finish(row: dict, net, size: int, matmul: float) -> dict:
 
 
 def _ratios(rows: list[dict]) -> None:
+    """Every row against the classic one (rows[0]): time and final loss, and when it reached the bar."""
     ref = rows[0]
     for row in rows[1:]:
         common = min(len(ref["losses"]), len(row["losses"]))
@@ -381,29 +351,15 @@ def _ratios(rows: list[dict]) -> None:
         row["speedup"] = 1.0 / row["time_ratio"]
         row["loss_ratio_mean"] = sum(ratios) / len(ratios) if ratios else None
         row["loss_ratio_worst"] = max(ratios, key=lambda r: abs(r - 1.0)) if ratios else None
-        row.update(time_to_reference_loss(ref, row))
+        if row.get("curve"):
+            row.update(at_quality(ref, row))
 
 
-def time_to_reference_loss(ref: dict, row: dict) -> dict:
-    """When a production run's every sample is at or below the reference's final loss.
+def _plan(cfg: StyleConfig, size: int) -> list[tuple[int, int]]:
+    """The preset's stages for a size×size image: [(evaluations, side), ...], coarsest first."""
+    from pipeline.methods.stages import stage_plan
 
-    From the row's fp32 `curve` ([evaluations, per-sample losses] at checkpoints, the
-    last at the end): the first checkpoint where every sample shared with the
-    reference (same content, same seeded noise) has a loss <= the reference's final
-    one. Its time is the row's time scaled by the evaluations done by then (a batch
-    finishes together, so its slowest sample decides). Empty where there is no curve;
-    quality_evals None where the run never got there.
-    """
-    curve = row.get("curve")
-    common = min(len(ref["losses"]), len(row["losses"]))
-    if not curve or not common:
-        return {}
-    evals_per_image = row["evaluations"] / row["images"]
-    for evals, losses in curve:
-        if all(losses[i] <= ref["losses"][i] for i in range(common)):
-            ratio = row["time_ratio"] * evals / evals_per_image
-            return dict(quality_evals=evals, quality_time_ratio=ratio, quality_speedup=1.0 / ratio)
-    return dict(quality_evals=None, quality_time_ratio=None, quality_speedup=None)
+    return [(n, wh[0]) for n, wh in stage_plan(cfg.iterations, cfg.coarse_stages, (size, size))]
 
 
 def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
@@ -415,23 +371,32 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
     device = torch.device(opts.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the pipeline's Backbone sets it on CUDA
-    cfg = build_config(StyleConfig, preset=None, overrides={  # the schema refuses a bad value in one line
-        "size": opts.size, "iterations": opts.iterations, "lbfgs_history": opts.history, "pooling": opts.pooling})
-    net, pre, weights_label = load_network(opts, device)
+    overrides = dict(size=opts.size, iterations=opts.iterations, lbfgs_history=opts.history)
+    cfg = build_config(preset=opts.preset, overrides=overrides, sets=opts.sets)
+    net, pre, weights_label = load_network(opts, device, cfg.pooling)
     n_ref = opts.reference_images or max(opts.batch_sizes)
-    n_max = max([n_ref, *opts.batch_sizes])
-    work = Workload(net, pre, cfg, n_max, opts.size, device)
+    n_max = max([n_ref, *opts.batch_sizes, *opts.profile_batches])
+    works: dict[int, Workload] = {}
+
+    def work_at(side: int) -> Workload:
+        if side not in works:
+            works[side] = Workload(net, pre, cfg, n_max, side, device)
+        return works[side]
+
+    work = work_at(opts.size)
+    plan = _plan(cfg, opts.size)
     precisions = list(dict.fromkeys(resolve_precision(p, device) for p in opts.precisions))
-    progress(f"bench: {device_name(device)}, torch {torch.__version__}, {opts.size}px, "
-             f"{opts.iterations} evaluations, weights: {weights_label}")
+    progress(f"bench: {device_name(device)}, torch {torch.__version__}, {opts.size}px, preset {opts.preset}, "
+             f"stages {plan}, classic {opts.classic_evaluations} evaluations, weights: {weights_label}")
     matmul = matmul_tflops(device)
     progress(f"measured bf16 matmul rate: {matmul:.2f} TFLOP/s")
     rows: list[dict] = []
     record = dict(
-        options=asdict(opts), device=device_name(device), device_type=device.type, torch=torch.__version__,
+        options=asdict(opts), config=cfg.to_dict(), device=device_name(device), device_type=device.type,
+        torch=torch.__version__,
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         host_cpus=os.cpu_count(), weights=weights_label, matmul_bf16_tflops=matmul, rows=rows, memory=[],
-        errors=[], load_average=[round(os.getloadavg()[0], 2)],
+        profiles=[], errors=[], load_average=[round(os.getloadavg()[0], 2)],
     )
 
     def add(row: dict) -> None:
@@ -441,51 +406,69 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         if checkpoint:
             checkpoint(record)
 
+    latest: dict = {}
+
+    def scheduled(b: int, p: str, stages, label: str = "production", compile: str = cfg.compile) -> dict:
+        _reset_peak(device)
+        bar = rows[0]["losses"] if rows else None
+        row, images = schedule_path([work_at(side) for _, side in stages], stages, b, p, cfg.lbfgs_history,
+                                    progress, opts.check_every, bar=bar, compile=compile, label=label,
+                                    peak=lambda: _peak_mib(device))
+        latest["images"] = images  # only the latest row's checked images are kept
+        return row
+
     # Warm-up (allocator, cuDNN autotuning, first-call overheads) outside the timings.
-    reference_path(work, 1, 3, opts.reference_history, lambda *_: None)
-    add(reference_path(work, n_ref, opts.iterations, opts.reference_history, progress))
+    classic_path(work, 1, 3, lambda *_: None)
+    _reset_peak(device)
+    classic_row, classic_x = classic_path(work, n_ref, opts.classic_evaluations, progress,
+                                          peak=lambda: _peak_mib(device))
+    add(classic_row)
     for p in precisions:
         for b in opts.batch_sizes:
-            production_path(work, b, p, 3, opts.history, lambda *_: None, with_losses=False)
-            add(production_path(work, b, p, opts.iterations, opts.history, progress,
-                                quality_points=opts.quality_points)[0])
+            scheduled(b, p, [(3, side) for _, side in plan], compile="none")   # warm-up at every stage size
+            row = scheduled(b, p, plan)
+            add(row)
+            if opts.images and row.get("quality_evals") is not None and not record.get("images"):
+                Path(opts.images).mkdir(parents=True, exist_ok=True)
+                out = Path(opts.images) / f"classic-vs-production-{opts.size}px.jpg"
+                save_side_by_side(work, classic_x, latest["images"][row["quality_evals"]], out)
+                record["images"] = dict(path=str(out), production=f"{p} batch {b}",
+                                        production_evaluations=row["quality_evals"])
+                progress(f"wrote {out}")
     p, b = precisions[-1], max(opts.batch_sizes)
     extras = []
+    if opts.single_scale_row:
+        # as many full-size evaluations as the schedule's budget costs (FLOP-weighted)
+        full = [(max(1, round(sum(n * (side / opts.size) ** 2 for n, side in plan))), opts.size)]
+        extras.append(("single scale", lambda: add(scheduled(b, p, full, label="production, one scale"))))
     for mode in opts.compile_modes:
         def compiled(mode=mode):
             # the warm-up compiles (once per process and size); its time is reported, not timed
             t0 = time.perf_counter()
-            production_path(work, b, p, 3, opts.history, lambda *_: None, with_losses=False, compile=mode)
+            scheduled(b, p, [(3, side) for _, side in plan], compile=mode)
             _sync(device)
-            row, _ = production_path(work, b, p, opts.iterations, opts.history, progress, compile=mode,
-                                     quality_points=opts.quality_points)
+            row = scheduled(b, p, plan, label=f"production (compile {mode})", compile=mode)
             add(dict(row, compile_seconds=round(time.perf_counter() - t0 - row["seconds"], 1)))
         extras.append((f"compile {mode}", compiled))
-    if opts.profile:
-        def prof():
+    for pb in opts.profile_batches:
+        def prof(pb=pb):
             from pipeline.bench.profile import profile_evaluations
 
-            record["profile"] = profile_evaluations(work, b, p, opts.history)
+            record["profiles"].append(profile_evaluations(work_at(opts.size), pb, p, cfg.lbfgs_history))
             if checkpoint:
                 checkpoint(record)
-        extras.append(("profile", prof))
+        extras.append((f"profile batch {pb}", prof))
+    if opts.wolfe_row:
+        extras.append(("strong-Wolfe", lambda: add(reference_path(work, n_ref, opts.classic_evaluations,
+                                                                  opts.reference_history, progress))))
     if opts.adam_row:
         # Same batch with Adam (a few elementwise passes, no history): how much of the
         # production time is the L-BFGS history rather than the network.
-        extras.append(("adam", lambda: add(production_path(work, b, p, opts.iterations, opts.history, progress,
-                                                           optimizer="adam")[0])))
-    if opts.coarse_to_fine:
-        def c2f():
-            # as the pipeline's stage: the content term grows with the pixel count, the style terms do not
-            half_cfg = dataclasses.replace(cfg, content_weight=cfg.content_weight * 4)
-            half = Workload(net, pre, half_cfg, n_max, opts.size // 2, device)
-            production_path(half, b, p, 3, opts.history, lambda *_: None, with_losses=False)
-            add(coarse_to_fine_path(work, half, b, p, opts.iterations, opts.history, progress,
-                                    budget=opts.coarse_budget))
-        extras.append(("coarse-to-fine", c2f))
+        extras.append(("adam", lambda: add(production_path(work, b, p, plan[-1][0], cfg.lbfgs_history,
+                                                           progress, optimizer="adam")[0])))
     if opts.memory_sizes:
         def mem():
-            record["memory"] = memory_rows(net, pre, cfg, opts.memory_sizes, p, opts.history, device, progress)
+            record["memory"] = memory_rows(net, pre, cfg, opts.memory_sizes, p, cfg.lbfgs_history, device, progress)
             if checkpoint:
                 checkpoint(record)
         extras.append(("memory", mem))

@@ -1,4 +1,4 @@
-"""`nst bench`: reference vs production on a fixed workload; prints the table, writes BENCHMARKS.md.
+"""`nst bench`: the classic run against the production path; prints the table, writes BENCHMARKS.md.
 
 The options are defined once, in pipeline.bench.cli (`nst bench --help` lists them), so
 `python -m pipeline.bench` takes the same ones without Typer installed.
@@ -13,7 +13,7 @@ from pipeline.cli.app import app
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def bench(ctx: typer.Context):
-    """Benchmark the plain reference path against the production path on one fixed workload."""
+    """The classic run (the quality bar) against the production path: evaluations and time to quality."""
     from pipeline.bench.cli import main
     from pipeline.run.signals import Stopped, install_stop_signals
 

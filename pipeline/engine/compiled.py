@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-from pipeline.engine.compile_modes import COMPILE_MODES
+from pipeline.engine.choices import COMPILE_MODES
 from pipeline.engine.precision import autocast
 
 # auto compiles a CPU render of at least this many pixel-evaluations (B·H·W·iterations):

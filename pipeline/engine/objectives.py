@@ -66,28 +66,37 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return _Gram.apply(f.flatten(2), False)  # (B, C, HW)
 
 
-def content_loss(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """J_C = Σ (a_G − a_C)² per sample."""
+
+def content_loss(generated: torch.Tensor, target: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """J_C = Σ (a_G − a_C)² per sample; reduction "mean" divides by the layer's C·H·W."""
     with no_autocast(generated.device.type):
-        return per_sample_sum((fp32(generated) - fp32(target)).pow(2))
+        total = per_sample_sum((fp32(generated) - fp32(target)).pow(2))
+    return total / generated[0].numel() if reduction == "mean" else total
 
 
-def style_loss(generated: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
-    """J_S = ‖G_S − G_G‖²_F / (2·H·W)² per sample, H and W of the layer."""
-    h, w = generated.shape[-2:]
+def style_loss(generated: torch.Tensor, target_gram: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """J_S = ‖G_S − G_G‖²_F / (2·H·W)² per sample, H and W of the layer.
+
+    Reduction "mean" is the mean over the C² entries of ((G_S − G_G)/(H·W))², i.e.
+    J_S·4/C²: the same size-independent term with a per-layer constant taken out.
+    """
+    c, h, w = generated.shape[-3:]
     with no_autocast(generated.device.type):
         g = gram(generated)
-        return (g - fp32(target_gram)).pow(2).flatten(1).sum(1) / float(2 * h * w) ** 2
+        total = (g - fp32(target_gram)).pow(2).flatten(1).sum(1) / float(2 * h * w) ** 2
+    return total * (4.0 / (c * c)) if reduction == "mean" else total
 
 
-def tv_loss(x: torch.Tensor) -> torch.Tensor:
-    """Σ over channels, i<H−1, j<W−1 of (x[i,j]−x[i+1,j])² + (x[i,j]−x[i,j+1])²."""
+def tv_loss(x: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """Σ over channels, i<H−1, j<W−1 of (x[i,j]−x[i+1,j])² + (x[i,j]−x[i,j+1])²;
+    reduction "mean" divides by the number of those terms' positions, C·(H−1)·(W−1)."""
     with no_autocast(x.device.type):
         x = fp32(x)
         core = x[:, :, :-1, :-1]
         dv = core - x[:, :, 1:, :-1]
         dh = core - x[:, :, :-1, 1:]
-        return (dv.pow(2) + dh.pow(2)).flatten(1).sum(1)
+        total = (dv.pow(2) + dh.pow(2)).flatten(1).sum(1)
+    return total / core[0].numel() if reduction == "mean" else total
 
 
 class Objective:
@@ -147,12 +156,12 @@ class Content(Objective):
 
     name = "content"
 
-    def __init__(self, layer: str, target: torch.Tensor):
-        self.layer, self.target = layer, target
+    def __init__(self, layer: str, target: torch.Tensor, reduction: str = "sum"):
+        self.layer, self.target, self.reduction = layer, target, reduction
         self.layers = frozenset([layer])
 
     def parts(self, acts, x):
-        return {self.name: content_loss(acts[self.layer], self.target)}
+        return {self.name: content_loss(acts[self.layer], self.target, self.reduction)}
 
 
 class Style(Objective):
@@ -160,19 +169,22 @@ class Style(Objective):
 
     name = "style"
 
-    def __init__(self, layer: str, target_gram: torch.Tensor):
-        self.layer, self.target = layer, target_gram
+    def __init__(self, layer: str, target_gram: torch.Tensor, reduction: str = "sum"):
+        self.layer, self.target, self.reduction = layer, target_gram, reduction
         self.layers = frozenset([layer])
 
     def parts(self, acts, x):
-        return {self.name: style_loss(acts[self.layer], self.target)}
+        return {self.name: style_loss(acts[self.layer], self.target, self.reduction)}
 
 
 class TotalVariation(Objective):
     name = "tv"
 
+    def __init__(self, reduction: str = "sum"):
+        self.reduction = reduction
+
     def parts(self, acts, x):
-        return {self.name: tv_loss(x)}
+        return {self.name: tv_loss(x, self.reduction)}
 
 
 # ------------------------------------------------- terms of the sister methods

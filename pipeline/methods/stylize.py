@@ -18,6 +18,7 @@ from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, rend
 from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
 from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
 from pipeline.io.images import resize, target_size, to_tensor
+from pipeline.methods.stages import stage_plan
 from pipeline.models.vgg import Backbone
 
 
@@ -93,14 +94,15 @@ def build_objective(cfg: StyleConfig, content_acts: torch.Tensor | None,
                     style_grams: dict[str, torch.Tensor]):
     """content_weight·Content + Σ style_weight_l/L·Style_l + tv_weight·TV."""
     terms = []
+    red = cfg.loss_reduction
     if content_acts is not None and cfg.content_weight > 0:
-        terms.append(cfg.content_weight * Content(cfg.content_layer, content_acts))
+        terms.append(cfg.content_weight * Content(cfg.content_layer, content_acts, red))
     n = len(cfg.style_layers)
     for layer, w in zip(cfg.style_layers, cfg.style_weights):
         if w:
-            terms.append((w / n) * Style(layer, style_grams[layer]))
+            terms.append((w / n) * Style(layer, style_grams[layer], red))
     if cfg.tv_weight > 0:
-        terms.append(cfg.tv_weight * TotalVariation())
+        terms.append(cfg.tv_weight * TotalVariation(red))
     return Sum(terms)
 
 
@@ -145,21 +147,6 @@ class StylizeJob:
     seeds: list[int]
 
 
-def coarse_plan(cfg: StyleConfig, wh: tuple[int, int]) -> tuple[int, tuple[int, int] | None]:
-    """(evaluations, (w, h)) of the coarse stage, or (0, None) when there is none.
-
-    `coarse_fraction` of the `iterations` budget is spent at `coarse_scale` of the size;
-    skipped where the coarse image would be under 32 px (VGG16 pools five times).
-    """
-    if cfg.coarse_fraction <= 0:
-        return 0, None
-    cw, ch = round(wh[0] * cfg.coarse_scale), round(wh[1] * cfg.coarse_scale)
-    if min(cw, ch) < 32:
-        return 0, None
-    n = min(cfg.iterations - 1, round(cfg.iterations * cfg.coarse_fraction))
-    return (n, (cw, ch)) if n > 0 else (0, None)
-
-
 def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
            iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
            snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
@@ -189,30 +176,37 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
                   on_log=None, on_snapshot=None, snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
     """Optimise a batch of same-size contents; returns output pixels (B,3,H,W) 0..255 and the result.
 
-    With `coarse_fraction` > 0 the first part of the budget runs at `coarse_scale` of the
-    size (content weight scaled by the pixel ratio, as the content term grows with the
-    pixel count and the style terms do not), and the full-size stage starts from its
-    bilinearly upsampled result. Evaluations, seconds and history cover both stages.
+    The stages of `stage_plan` run in turn, each from the bilinearly upsampled result of
+    the previous one (the first from the configured initial image at its size), with the
+    style targets computed at each stage's size. Under loss_reduction "sum" a coarse stage
+    scales the content weight by the pixel ratio (the summed content term grows with the
+    pixel count, the style terms do not); "mean" terms need no correction. Progress runs
+    on one scale; evaluations, seconds and history cover every stage. Snapshots are of
+    the full-size stage.
     """
     dev = backbone.device
     wh = content_size(job.contents[0], cfg)
     precision = resolve_precision(cfg.precision, dev)
-    coarse_n, coarse_wh = coarse_plan(cfg, wh)
-    x0, coarse = None, None
+    plan = stage_plan(cfg.iterations, cfg.coarse_stages, wh)
     total = cfg.iterations
-    if coarse_n:
-        ratio = (wh[0] * wh[1]) / (coarse_wh[0] * coarse_wh[1])
-        coarse_cfg = dataclasses.replace(cfg, content_weight=cfg.content_weight * ratio)
-        log = (lambda i, _n, rows: on_log(i, total, rows)) if on_log else None
-        _, coarse = _stage(backbone, coarse_cfg, targets, job, coarse_wh, coarse_n, precision, None, log)
-        x0 = F.interpolate(coarse.x, size=(wh[1], wh[0]), mode="bilinear", align_corners=False)
-    log = (lambda i, _n, rows: on_log(coarse_n + i, total, rows)) if on_log and coarse_n else on_log
-    pixels, result = _stage(backbone, cfg, targets, job, wh, total - coarse_n, precision, x0, log,
-                            on_snapshot, snapshot_every)
-    if coarse is not None:
-        result = dataclasses.replace(
-            result, evaluations=coarse.evaluations + result.evaluations, seconds=coarse.seconds + result.seconds,
-            history=coarse.history + [(coarse_n + e, v) for e, v in result.history])
+    x0, done, history, seconds = None, 0, [], 0.0
+    for i, (n, stage_wh) in enumerate(plan):
+        last = i == len(plan) - 1
+        stage_cfg = cfg
+        if not last and cfg.loss_reduction == "sum":
+            ratio = (wh[0] * wh[1]) / (stage_wh[0] * stage_wh[1])
+            stage_cfg = dataclasses.replace(cfg, content_weight=cfg.content_weight * ratio)
+        if x0 is not None:
+            x0 = F.interpolate(x0, size=(stage_wh[1], stage_wh[0]), mode="bilinear", align_corners=False)
+        log = (lambda e, _n, rows, done=done: on_log(done + e, total, rows)) if on_log else None
+        pixels, result = _stage(backbone, stage_cfg, targets, job, stage_wh, n, precision, x0, log,
+                                on_snapshot if last else None, snapshot_every if last else 0)
+        history += [(done + e, v) for e, v in result.history]
+        done += result.evaluations
+        seconds += result.seconds
+        x0 = result.x
+    if len(plan) > 1:
+        result = dataclasses.replace(result, evaluations=done, seconds=seconds, history=history)
     out = backbone.pre.to_pixels(result.x)
     if cfg.preserve_colors:
         out = preserve_colors(out, pixels)

@@ -3,9 +3,9 @@
 The rate is seconds per pixel-evaluation (one loss-and-gradient evaluation of one
 image pixel), from the run's own finished samples when it has some on this kind of
 device, else from the newest matching benchmark record (`nst bench --save`). The cost
-of a sample is taken as proportional to its pixels x evaluations: a first-order
-model (a batch that fills the device better runs faster per pixel), so the figure
-says where it came from.
+of a sample is taken as proportional to its pixels x evaluations, each stage of a
+multi-resolution schedule at its own size: a first-order model (a batch that fills
+the device better runs faster per pixel), so the figure says where it came from.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from pipeline.methods.stages import pixel_evaluations
 from pipeline.run.plan import RunPlan
 from pipeline.run.task import OK, Sample
 
@@ -103,8 +104,9 @@ def _done_rows(plan: RunPlan, states) -> Iterator[dict]:
             yield from shard_rows(plan.root, st)
 
 
-def measured_rate(rows: Iterable[dict], device: str) -> tuple[float, int] | None:
-    """(seconds per million pixel-evaluations, samples) over this run's ok rows on `device` (cpu/cuda)."""
+def measured_rate(rows: Iterable[dict], device: str, stages: list = ()) -> tuple[float, int] | None:
+    """(seconds per million pixel-evaluations, samples) over this run's ok rows on `device` (cpu/cuda);
+    stages: the run's `coarse_stages`."""
     seconds = mpe = 0.0
     n = 0
     for r in rows:
@@ -112,7 +114,7 @@ def measured_rate(rows: Iterable[dict], device: str) -> tuple[float, int] | None
         if r["status"] != OK or not dev.startswith(device) or not r.get("size") or not r.get("iterations"):
             continue
         seconds += float(r.get("seconds") or 0)
-        mpe += r["size"][0] * r["size"][1] * r["iterations"] / 1e6
+        mpe += pixel_evaluations(r["iterations"], stages, tuple(r["size"])) / 1e6
         n += 1
     return (seconds / mpe, n) if n and mpe and seconds else None
 
@@ -137,7 +139,9 @@ def benchmark_rate(config: dict, device: str, results: Path = BENCH_RESULTS) -> 
         row = max(rows, key=lambda r: r["batch"])
         pooling = opts.get("pooling")
         rank = (pooling in (None, config.get("pooling")), rec.get("date", ""))
-        mpe = opts["size"] * opts["size"] * opts["iterations"] / 1e6
+        # full-size-equivalent evaluations per image where the row counts them (a schedule's coarse
+        # stages at their pixel share; a row that stopped at the quality bar ran fewer than asked)
+        mpe = opts["size"] * opts["size"] * row.get("weighted_evaluations", opts["iterations"]) / 1e6
         desc = (f"benchmark record {path.parent.parent.name}/{path.parent.name}/{path.name} ({rec.get('date')}, {rec.get('device')}, "
                 f"production {row['precision']} batch {row['batch']}, {opts['size']} px)")
         if best is None or rank > best[0]:
@@ -152,20 +156,21 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
 
     config = plan.data.get("config", {})
     iterations = int(config.get("iterations") or 0)
+    stages = config.get("coarse_stages") or []
     states = collect(plan)
     pending = sum(st.planned - st.done for st in states)
     picked, n_picked = header_samples(plan)
     sizes: Counter = Counter()
-    pixels = weight = 0.0
+    pixel_evals_sum = weight = 0.0
     for sample, stands_for in picked:
         wh = working_size(sample)
         sizes[wh] += stands_for
         if wh is not None:
-            pixels += wh[0] * wh[1] * stands_for
+            pixel_evals_sum += pixel_evaluations(iterations, stages, wh) * stands_for
             weight += stands_for
     sizes = Counter({wh: round(n) for wh, n in sizes.items()})
-    pixel_evals = (pixels / weight if weight else 0.0) * iterations * pending
-    own = measured_rate(_done_rows(plan, states), device)
+    pixel_evals = (pixel_evals_sum / weight if weight else 0.0) * pending
+    own = measured_rate(_done_rows(plan, states), device, stages)
     if own is not None:
         rate, source = own[0], f"this run's measured rate ({own[1]} samples on {device})"
     else:

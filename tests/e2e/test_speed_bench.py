@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pipeline.bench.report import render_benchmarks
-from pipeline.bench.run import time_to_reference_loss
+from pipeline.bench.quality import at_quality
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,39 +16,49 @@ def _nst(*args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_bench_prints_table_saves_record_and_renders_markdown(tmp_path):
+def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
     save = tmp_path / "results" / "cpu.json"
     md = tmp_path / "BENCHMARKS.md"
-    r = _nst("--size", "32", "--iterations", "3", "--batch-size", "2", "--precision", "fp32,bf16",
-             "--profile", "--save", str(save), "--markdown", str(md))
+    pics = tmp_path / "pics"
+    r = _nst("--size", "64", "--classic-evaluations", "6", "--iterations", "12", "--batch-size", "2",
+             "--set", "coarse_stages=[[0.5,0.5]]", "--check-every", "2", "--profile", "2", "--wolfe-row",
+             "--images", str(pics), "--save", str(save), "--markdown", str(md))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert any(line.startswith("reference ") for line in lines)
-    assert sum(line.startswith("production ") for line in lines) == 2
-    assert lines[-1].startswith("ratio ")  # the table ends with the ratios
-    assert "reference image 2/2" in r.stderr  # progress
+    assert any(line.startswith("classic (torch L-BFGS, no line search) ") for line in lines)
+    assert any(line.startswith("torch L-BFGS strong-Wolfe ") for line in lines)   # the optional extra row
     rec = json.loads(save.read_text())
-    ref, prod = rec["rows"][0], rec["rows"][1]
-    assert ref["path"] == "reference" and ref["images"] == 2 and ref["batch"] == 1
-    assert prod["batch"] == 2 and len(prod["losses"]) == 2
-    # the reference runs the whole network, production stops at block5_conv1
-    assert ref["forward_to"] == "block5_pool" and prod["forward_to"] == "block5_conv1"
-    assert ref["flops_per_eval"] > prod["flops_per_eval"] > 0
+    classic, prod = rec["rows"][0], rec["rows"][1]
+    assert classic["images"] == 2 and classic["batch"] == 1 and classic["evaluations"] == 12
+    assert prod["path"] == "production" and prod["batch"] == 2 and len(prod["losses"]) == 2
+    # the schedule: 6 evaluations at 32 px (a quarter of a full one each), then up to 6 at 64 px,
+    # checked every 2 and stopped at the first check where both samples are at their bar
+    assert prod["planned_stages"] == [[6, 32], [6, 64]] and prod["stages"][0] == [6, 32]
+    done = prod["stages"][1][0]
+    assert 2 <= done <= 6 and prod["weighted_evaluations"] == 6 / 4 + done
+    assert [e for e, _ in prod["curve"]] == [1.5 + k for k in range(2, done + 1, 2)]
+    assert prod["curve"][-1][1] == prod["losses"]
+    assert prod["stopped_at_bar"] == (done < 6)
+    if prod["stopped_at_bar"]:
+        assert prod["quality_evals"] == 1.5 + done and all(a <= b for a, b in zip(prod["losses"], classic["losses"]))
+    # both stop at block5_conv1; the strong-Wolfe row runs the whole network
+    assert classic["forward_to"] == prod["forward_to"] == "block5_conv1"
+    assert rec["rows"][2]["forward_to"] == "block5_pool"
     for row in rec["rows"]:
         assert row["seconds"] > 0 and row["tflops"] > 0 and row["peak_mib"] > 0
         assert abs(row["images_per_hour"] * row["seconds_per_image"] - 3600) < 1e-6
-    assert prod["time_ratio"] == prod["seconds_per_image"] / ref["seconds_per_image"]
-    # fp32 losses along each production run (10 points by default, the last at the end)
-    for row in rec["rows"][1:]:
-        assert [e for e, _ in row["curve"]] == [1, 2, 3]
-        assert row["curve"][-1][1] == row["losses"]
-        assert "quality_evals" in row
-    assert sum(line.startswith("ratio time-to-quality production ") for line in lines) == 2
+    assert prod["time_ratio"] == prod["seconds_per_image"] / classic["seconds_per_image"]
+    if prod["quality_evals"] is not None:   # a 6-evaluation bar is usually reached; the figures must agree
+        assert abs(prod["images_per_hour_at_quality"] * prod["quality_seconds_per_image"] - 3600) < 1e-6
+        assert (pics / "classic-vs-production-64px.jpg").is_file()
+    quality = [line for line in lines if line.startswith("quality production ")]
+    assert len(quality) == 1 and f"(stages 6@32px -> {done}@64px)" in quality[0]
     text = md.read_text()
-    assert "| reference | fp32 |" in text and rec["device"] in text and rec["torch"] in text
-    # the profile: a torch.profiler table of production evaluations, in the output and the markdown
-    assert rec["profile"]["batch"] == 2 and "aten::convolution_backward" in rec["profile"]["table"]
-    assert "profile: 6 production evaluations, bf16, batch 2" in r.stdout and "<summary>Profile" in text
+    assert "| classic (torch L-BFGS, no line search) | fp32 |" in text and "img/h at quality" in text
+    # the profile: a kernel table of one production evaluation with the convolutions' share
+    p = rec["profiles"][0]
+    assert p["batch"] == 2 and "aten::convolution_backward" in p["table"] and 0 < p["conv_share"] <= 1
+    assert "convolutions" in r.stdout and "<summary>Profile" in text
 
 
 def test_bench_bad_option_is_one_line_exit_2():
@@ -70,15 +80,15 @@ def test_committed_gpu_record_renders(tmp_path):
     assert rec["device"] in text and "target >= 5x" in text
 
 
-def test_time_to_reference_loss_is_the_first_point_every_sample_reaches():
-    ref = dict(losses=[10.0, 20.0])
-    row = dict(losses=[5.0, 15.0], evaluations=3 * 100, images=3, time_ratio=0.5,
-               curve=[[25, [12.0, 30.0]], [50, [9.0, 21.0]], [75, [9.5, 19.0]], [100, [5.0, 15.0]]])
-    # the third sample has no reference twin and does not count; at 50 the second is still above
-    got = time_to_reference_loss(ref, row)
-    assert got["quality_evals"] == 75
-    assert abs(got["quality_time_ratio"] - 0.5 * 0.75) < 1e-12 and abs(got["quality_speedup"] - 1 / 0.375) < 1e-12
-    never = dict(row, curve=[[50, [11.0, 15.0]], [100, [10.5, 15.0]]])
-    assert time_to_reference_loss(ref, never) == dict(quality_evals=None, quality_time_ratio=None,
-                                                       quality_speedup=None)
-    assert time_to_reference_loss(ref, dict(row, curve=None)) == {}
+def test_at_quality_is_the_first_check_where_every_sample_reaches_its_bar():
+    classic = dict(losses=[10.0, 20.0], seconds=40.0, images=2)
+    # 100 evaluations at half size (25 full-size equivalents, 10 s), then 100 at full size (40 s)
+    row = dict(losses=[5.0, 15.0], images=2, stages=[[100, 32], [100, 64]], stage_seconds=[10.0, 40.0],
+               weighted_evaluations=125.0,
+               curve=[[50.0, [12.0, 30.0]], [75.0, [9.0, 21.0]], [100.0, [9.5, 19.0]], [125.0, [5.0, 15.0]]])
+    got = at_quality(classic, row)
+    assert got["quality_evals"] == 100.0                      # at 75 the second sample is still above
+    assert got["quality_seconds_per_image"] == (10.0 + 40.0 * 75 / 100) / 2
+    assert got["images_per_hour_at_quality"] == 3600 / 20.0 and got["quality_speedup"] == 20.0 / 20.0
+    never = dict(row, curve=[[125.0, [10.5, 15.0]]])
+    assert at_quality(classic, never)["quality_evals"] is None

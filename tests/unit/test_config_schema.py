@@ -23,7 +23,10 @@ from pipeline.methods.texture import TextureConfig
     ("content_weight=true", "content_weight must be a finite number >= 0, got True (--set)"),
     ("batch_size=many", "batch_size must be a positive integer or 'auto', got 'many' (--set)"),
     ("init=zeros", "init must be one of noise, content, style, got 'zeros' (--set)"),
-    ("coarse_fraction=1", "coarse_fraction must be a finite number >= 0 and < 1, got 1 (--set)"),
+    ("coarse_stages=[[0.5,1]]", "coarse_stages must be a list of [scale, share] pairs, coarsest first, "
+                                "each scale > 0 and < 1, each share > 0, the shares summing to less than 1, "
+                                "got [[0.5, 1]] (--set)"),
+    ("loss_reduction=median", "loss_reduction must be one of sum, mean, got 'median' (--set)"),
     ("style_weights=[1,-2,3,4,5]", "style_weights must be a finite number >= 0 or a list of finite numbers >= 0"),
     ("contnet_weight=3", "unknown config key 'contnet_weight' (did you mean 'content_weight'?)"),
     ("content_weight", "--set expects key=value, got 'content_weight'"),

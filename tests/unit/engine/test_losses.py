@@ -91,3 +91,21 @@ def test_gram_and_content_read_channels_last_without_changing_values():
     t = torch.randn(2, 8, 6, 5)
     assert torch.allclose(content_loss(a, t), content_loss(cl, t.contiguous(memory_format=torch.channels_last)))
     assert content_loss(a, t).shape == (2,)
+
+
+def test_mean_reduction_is_each_term_over_its_elements():
+    """loss_reduction "mean": content over C·H·W, style over the C² Gram entries of G/(H·W), tv over C·(H−1)·(W−1)."""
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 4, 6, 5), torch.randn(2, 4, 6, 5)
+    assert torch.allclose(content_loss(a, b, "mean"), content_loss(a, b) / (4 * 6 * 5))
+    g = gram(b)
+    mse = ((gram(a) - g) / (6 * 5)).pow(2).mean(dim=(1, 2))
+    assert torch.allclose(style_loss(a, g, "mean"), mse, rtol=1e-5)
+    assert torch.allclose(style_loss(a, g, "mean"), style_loss(a, g) * 4 / 16)
+    x = torch.randn(2, 3, 7, 9)
+    assert torch.allclose(tv_loss(x, "mean"), tv_loss(x) / (3 * 6 * 8))
+    # the same picture at twice the size: summed content grows ~4x, the mean does not
+    small = torch.randn(1, 4, 8, 8)
+    big, big_t = (torch.nn.functional.interpolate(t, scale_factor=2) for t in (small, torch.zeros_like(small)))
+    assert float(content_loss(big, big_t)) == pytest.approx(4 * float(content_loss(small, torch.zeros_like(small))))
+    assert float(content_loss(big, big_t, "mean")) == pytest.approx(float(content_loss(small, torch.zeros_like(small), "mean")))

@@ -1,4 +1,4 @@
-"""The optional coarse-to-fine schedule: part of the budget at a smaller size, then full size."""
+"""The multi-resolution schedule (coarse_stages): parts of the budget at smaller sizes, then full size."""
 
 import dataclasses
 
@@ -6,7 +6,8 @@ import pytest
 
 from pipeline.config import build_config
 from pipeline.errors import BadInput
-from pipeline.methods.stylize import StyleTargets, StylizeJob, coarse_plan, stylize_batch
+from pipeline.methods.stages import pixel_evaluations, stage_plan
+from pipeline.methods.stylize import StyleTargets, StylizeJob, stylize_batch
 from tests.conftest import make_image
 
 
@@ -16,20 +17,37 @@ def _cfg(**kw):
     return build_config(overrides=base)
 
 
-def test_coarse_plan():
-    assert coarse_plan(_cfg(), (80, 64)) == (0, None)                                  # off by default
-    assert coarse_plan(_cfg(coarse_fraction=0.5), (80, 64)) == (10, (40, 32))
-    assert coarse_plan(_cfg(coarse_fraction=0.5), (80, 60)) == (0, None)               # 30 px: too small
-    assert coarse_plan(_cfg(coarse_fraction=0.25, coarse_scale=0.75), (80, 64)) == (5, (60, 48))
-    assert coarse_plan(_cfg(coarse_fraction=0.99, iterations=3), (80, 64)) == (2, (40, 32))  # >= 1 at full size
-    with pytest.raises(BadInput, match="coarse_fraction must be a finite number >= 0 and < 1, got 1.0"):
-        _cfg(coarse_fraction=1.0)
-    with pytest.raises(BadInput, match="coarse_scale must be a finite number > 0 and < 1, got 2.0"):
-        _cfg(coarse_scale=2.0)
+def _plan(wh, **kw):
+    cfg = _cfg(**kw)
+    return stage_plan(cfg.iterations, cfg.coarse_stages, wh)
+
+
+def test_stage_plan():
+    assert _plan((80, 64)) == [(4, (40, 32)), (16, (80, 64))]  # the default's 20x16 stage: under 32 px, skipped
+    assert _plan((80, 64), coarse_stages=[]) == [(20, (80, 64))]           # one full-size stage
+    assert _plan((80, 64), coarse_stages=[[0.5, 0.5]]) == [(10, (40, 32)), (10, (80, 64))]
+    assert _plan((80, 60), coarse_stages=[[0.5, 0.5]]) == [(20, (80, 60))]  # 30 px: too small
+    assert _plan((160, 128), coarse_stages=[[0.25, 0.5], [0.5, 0.25]], size=160) == [
+        (10, (40, 32)), (5, (80, 64)), (5, (160, 128))]
+    assert _plan((80, 64), coarse_stages=[[0.5, 0.99]], iterations=3) == [(2, (40, 32)), (1, (80, 64))]
+    # the cost estimate's measure: a stage at half the size costs a quarter of the pixels
+    assert pixel_evaluations(20, [[0.5, 0.5]], (80, 64)) == 10 * 40 * 32 + 10 * 80 * 64
+
+
+@pytest.mark.parametrize("bad", [[[0.5, 0.5], [0.25, 0.2]],   # finest first
+                                 [[0.5, 0.3], [0.5, 0.2]],    # the same scale twice
+                                 [[1.0, 0.5]], [[0.5, 0.0]],  # scale not below 1, share not above 0
+                                 [[0.25, 0.6], [0.5, 0.4]],   # nothing left for full size
+                                 [0.5], [[0.5]], "x"])
+def test_bad_stages_are_one_line_naming_the_value(bad):
+    with pytest.raises(BadInput) as err:
+        _cfg(coarse_stages=bad)
+    assert str(err.value) == ("coarse_stages must be a list of [scale, share] pairs, coarsest first, each scale "
+                              "> 0 and < 1, each share > 0, the shares summing to less than 1, got " + repr(bad))
 
 
 def test_coarse_then_fine_spends_the_budget_and_ends_at_full_size(backbone):
-    cfg = _cfg(coarse_fraction=0.5)
+    cfg = _cfg(coarse_stages=[[0.5, 0.5]])
     content, style = make_image((80, 64), 0), make_image((64, 64), 1, "style")
     targets = StyleTargets(backbone, cfg)
     logged = []
@@ -40,7 +58,7 @@ def test_coarse_then_fine_spends_the_budget_and_ends_at_full_size(backbone):
     assert [d for d, _ in logged] == sorted(d for d, _ in logged) and logged[-1] == (20, 20)
     assert {t for _, t in logged} == {20}                     # one progress scale over both stages
     assert targets.computed == 2                              # style targets at both sizes
-    plain, base = stylize_batch(backbone, dataclasses.replace(cfg, coarse_fraction=0.0), targets,
+    plain, base = stylize_batch(backbone, dataclasses.replace(cfg, coarse_stages=[]), targets,
                                 StylizeJob([content], [("s", style)], [0]))
     assert (plain - pixels).abs().max() > 1.0                 # the schedule changed the path
     # both optimise the same full-size objective: the final losses are of the same order
