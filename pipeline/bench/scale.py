@@ -28,6 +28,7 @@ TARGETS = {"plan_s_1m": 30.0, "plan_rss_mb_1m": 1024.0, "status_s": 1.0, "plan_s
 TEMPLATES = 64          # distinct picture contents; file i holds template i % 64
 FILES_PER_DIR = 1000    # an ImageNet-like tree: class folders of 1000 files
 SQUARE = [t for t in range(TEMPLATES) if t % 3 == 0]  # the 32x32 templates: the ones that pass at 16 px
+WORKER_SHARDS = 3       # the worker's samples/s is the median over this many shards (one run varies +-10%)
 TINY = ["--size", "16", "--iterations", "1", "--device", "cpu", "--no-progress"]
 
 
@@ -132,17 +133,22 @@ def measure_child(argv: list[str]) -> int:
     return rc
 
 
-def worker_one_shard(out: str, data: str, style: str, shard_order: str) -> int:
-    """One worker process as `nst stylize` starts it, stopped after its first shard:
-    prints the samples/s of that shard (setup excluded) and the process's peak RSS."""
+def worker_shards(out: str, data: str, style: str, shard_order: str) -> int:
+    """One worker process as `nst stylize` starts it, stopped after its first WORKER_SHARDS shards:
+    prints the median samples/s of those shards (setup excluded; shards whose samples all
+    succeeded, where there are any: a failed sample costs less) and the process's peak RSS."""
     import resource
+    import statistics
 
-    from pipeline.bench.scale_api import one_shard
+    from pipeline.bench.scale_api import first_shards
 
-    n, seconds, threads = one_shard(out, data, style, shard_order)
+    shards, threads = first_shards(out, data, style, shard_order, WORKER_SHARDS)
+    rates = [s["samples"] / s["seconds"] for s in shards if s["samples"] and s["ok"] == s["samples"]] or \
+        [s["samples"] / s["seconds"] for s in shards if s["samples"]]
     print("SCALE-MEASURE " + json.dumps({
-        "samples": n, "shard_seconds": round(seconds, 2), "samples_per_s": round(n / seconds, 1), "threads": threads,
-        "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+        "samples": shards[0]["samples"], "shard_seconds": round(shards[0]["seconds"], 2),
+        "samples_per_s": round(statistics.median(rates), 1), "shard_rates": [round(r, 1) for r in rates],
+        "threads": threads, "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
     return 0
 
 
@@ -240,7 +246,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["run"]:
         return measure_child(argv[1:])
     if argv[:1] == ["worker"]:
-        return worker_one_shard(*argv[1:5])
+        return worker_shards(*argv[1:5])
     p = argparse.ArgumentParser(prog="python -m pipeline.bench.scale", description=__doc__)
     p.add_argument("--scale", type=int, default=100_000, help="samples (above 100k: a CSV repeating 100k files)")
     p.add_argument("--work", type=Path, default=Path("/tmp/nst-bench-scale"), help="inputs + runs (kept)")

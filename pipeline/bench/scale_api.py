@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 
 
-def one_shard(out: str, data: str, style: str, shard_order: str) -> tuple[int, float, int]:
-    """Open the run as `nst stylize` does, finish its first pending shard; (samples, seconds, threads)."""
+def first_shards(out: str, data: str, style: str, shard_order: str, shards: int = 3) -> tuple[list[dict], int]:
+    """Open the run as `nst stylize` does, finish its first `shards` pending shards one after
+    another; ([{samples, ok, seconds} per shard], torch threads)."""
     import torch
 
     from pipeline import api
@@ -22,9 +23,12 @@ def one_shard(out: str, data: str, style: str, shard_order: str) -> tuple[int, f
     plan = open_run(out, task, 1000)  # as `nst stylize` opens it: re-checks the inputs
     worker = Worker(plan, task, WorkerOptions(progress=False))
     worker._ensure_ready()
-    shard = next(s for s in plan.shards if not worker.is_done(s))
-    t = time.perf_counter()
-    worker.try_shard(shard)
-    seconds = time.perf_counter() - t
+    measured = []
+    for shard in [s for s in plan.shards if not worker.is_done(s)][:shards]:
+        before = (worker.stats.processed, worker.stats.ok)
+        t = time.perf_counter()
+        worker.try_shard(shard)
+        measured.append({"samples": worker.stats.processed - before[0], "ok": worker.stats.ok - before[1],
+                         "seconds": time.perf_counter() - t})
     worker.close()
-    return worker.stats.processed, seconds, torch.get_num_threads()
+    return measured, torch.get_num_threads()

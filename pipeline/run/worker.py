@@ -181,7 +181,7 @@ class Worker:
             with Prefetcher(batches(todo, samples, size, keys), self.task.load,
                             enabled=overlap and has_load) as inputs:
                 for batch, loaded in inputs:
-                    if stop_requested() or not lease.still_ours():
+                    if stop_requested() or not lease.still_ours(max_age=1.0):
                         background.sync()  # every finished sample durable; the next attempt continues
                         return
                     started = time.time()

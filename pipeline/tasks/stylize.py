@@ -24,7 +24,7 @@ from pipeline.config import StyleConfig
 from pipeline.errors import FAILED_OOM, BadInput
 from pipeline.io.images import encode_image, load_image, to_pil
 from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, failed, sample_seed
-from pipeline.tasks.base import MethodTask
+from pipeline.tasks.base import MethodTask, seed_torch
 
 ASSIGN_POLICIES = ("one", "random", "cycle", "all")
 _STYLE_LOCK = threading.Lock()  # the per-worker style cache is filled from the prefetch thread too
@@ -281,7 +281,7 @@ class StylizeTask(MethodTask):
 
         start = time.perf_counter()
         seeds = [item[0].seed for item in group]
-        torch.manual_seed(seeds[0] % (1 << 63))
+        seed_torch(seeds[0], self.device)
         cfg, contents = self.cfg, [item[1] for item in group]
         shrunk = key is not None and tuple(key[0]) != tuple(group[0][3])
         if shrunk:
