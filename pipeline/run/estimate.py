@@ -43,14 +43,14 @@ def gpu_present() -> bool:
         return False
 
 
-def header_samples(plan: RunPlan, limit: int = HEADER_SAMPLE) -> tuple[list[tuple[Sample, float]], int]:
+def header_samples(plan: RunPlan, limit: int = HEADER_SAMPLE) -> list[tuple[Sample, float]]:
     """At most `limit` samples spread over the plan, each with the number of planned samples it
-    stands for; and how many were picked. Whole shards are read, at most HEADER_SHARDS of them
+    stands for. Whole shards are read, at most HEADER_SHARDS of them
     evenly spaced (a size-ordered plan keeps each size in its own shards, so evenly spaced shards
     are a stratified sample), so the estimate never holds or reads every row of a large plan."""
     shards = [s for s in plan.shards if s["count"]]
     if not shards:
-        return [], 0
+        return []
     chosen = shards[::max(1, -(-len(shards) // HEADER_SHARDS))]
     per_shard = max(1, limit // len(chosen))
     stands_for = sum(s["count"] for s in shards) / sum(s["count"] for s in chosen)
@@ -60,7 +60,7 @@ def header_samples(plan: RunPlan, limit: int = HEADER_SAMPLE) -> tuple[list[tupl
         step = max(1, -(-len(samples) // per_shard))
         weight = stands_for * len(samples) / len(samples[::step])
         picked.extend((s, weight) for s in samples[::step])
-    return picked, len(picked)
+    return picked
 
 
 @dataclass
@@ -159,7 +159,7 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
     stages = config.get("coarse_stages") or []
     states = collect(plan)
     pending = sum(st.planned - st.done for st in states)
-    picked, n_picked = header_samples(plan)
+    picked = header_samples(plan)
     sizes: Counter = Counter()
     pixel_evals_sum = weight = 0.0
     for sample, stands_for in picked:
@@ -177,4 +177,4 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
         bench = benchmark_rate(config, device, results)
         rate, source = bench if bench else (None, f"no finished samples on {device} and no benchmark record "
                                                    f"for {device} in {results}")
-    return Estimate(plan.total, pending, iterations, sizes, n_picked, pixel_evals, rate, source, device)
+    return Estimate(plan.total, pending, iterations, sizes, len(picked), pixel_evals, rate, source, device)

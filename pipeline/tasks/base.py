@@ -33,6 +33,7 @@ class MethodTask(Task):
         self.backbone = None
         self.device = "cpu"
         self._prefetched: dict = {}  # path -> image or exception that `load` made for this batch
+        self._params_of, self._params_dict = None, {}  # the config `_params` last recorded, as a dict
 
     def identity(self) -> dict:
         d = {k: v for k, v in self.cfg.to_dict().items() if k not in self.presentation_keys}
@@ -96,7 +97,7 @@ class MethodTask(Task):
     def _params(self) -> dict:
         """The config as recorded with every sample, made once per config (asdict per sample
         was 2% of a tiny sample's time)."""
-        if getattr(self, "_params_of", None) is not self.cfg:
+        if self._params_of is not self.cfg:
             self._params_of, self._params_dict = self.cfg, self.cfg.to_dict()
         return self._params_dict
 

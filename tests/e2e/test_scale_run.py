@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dataset_util import TINY, manifest_rows, nst, picture, tar_samples, write_tar
+from dataset_util import TINY, manifest_rows, nst, picture, pictures_and_style, tar_samples, write_tar
 
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_MISMATCH, EXIT_SAMPLES_FAILED
 
@@ -32,11 +32,7 @@ def test_old_format_run_is_refused_with_one_line(tmp_path):
 
 
 def test_changed_input_is_detected_on_resume_and_by_the_worker(tmp_path):
-    data = tmp_path / "data"
-    for i in range(3):
-        picture(data / f"p{i}.png", seed=i)
-    style = picture(tmp_path / "s.png", seed=9)
-    out = tmp_path / "run"
+    data, style, out = pictures_and_style(tmp_path, 3, "p", style_seed=9)
     r = nst("stylize", data, "--style", style, "--out", out, *TINY)
     assert r.returncode == EXIT_OK, r.stderr[-2000:]
     import hashlib
@@ -93,11 +89,7 @@ def test_webdataset_tars_as_data(tmp_path):
 
 
 def test_status_reads_no_rows_of_committed_shards(tmp_path):
-    data = tmp_path / "data"
-    for i in range(12):
-        picture(data / f"p{i:02d}.png", seed=i)
-    style = picture(tmp_path / "s.png", seed=99)
-    out = tmp_path / "run"
+    data, style, out = pictures_and_style(tmp_path, 12, "p", style_seed=99)
     r = nst("stylize", data, "--style", style, "--out", out, *TINY, "--shard-size", "1")
     assert r.returncode == EXIT_OK, r.stderr[-2000:]
     from pipeline.run import sample_files, shard_state
@@ -178,10 +170,7 @@ def test_planning_loads_no_torch(tmp_path):
     import subprocess
     import sys
 
-    data = tmp_path / "data"
-    for i in range(4):
-        picture(data / f"p{i}.png", seed=i)
-    style = picture(tmp_path / "s.png", seed=9)
+    data, style, _ = pictures_and_style(tmp_path, 4, "p", style_seed=9)
     code = ("import sys\nfrom pipeline.cli import main\nsys.argv = ['nst'] + sys.argv[1:]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    print('TORCH', 'torch' in sys.modules, e.code)\n")
     for device in ("auto", "cpu"):
