@@ -67,6 +67,51 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 
 
 
+class _GramDistance(torch.autograd.Function):
+    """Σ (FᵀF − T)² per sample in fp32, differentiated in one step: dF = F·4g·(FᵀF − T).
+
+    Why: autograd of `(gram(F) − T).pow(2).sum()` runs the power's backward and then the
+    Gram's (D + Dᵀ, a cast) as separate passes over the B·C·C difference; at small images
+    (C² ≫ H·W at block4/5) those element-wise passes cost more than the convolutions.
+    Here the backward is one pass over the difference and one product in F's dtype. The
+    gradient is bit-identical to autograd's through `gram` on CPU: 2·g and 2·D are exact,
+    so every entry rounds once as before.
+    """
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor, rows: bool, target: torch.Tensor) -> torch.Tensor:
+        with no_autocast(m.device.type):
+            f = fp32(m)
+            g = torch.bmm(f.transpose(1, 2), f) if rows else torch.bmm(f, f.transpose(1, 2))
+            diff = g - fp32(target)
+            total = diff.pow(2).flatten(1).sum(1)
+        ctx.save_for_backward(m, diff)
+        ctx.rows = rows
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        m, diff = ctx.saved_tensors
+        with no_autocast(m.device.type):
+            # D + Dᵀ = 2·D: FᵀF and the target (a Gram, or a weighted sum of Grams) are
+            # symmetric, bit for bit on CPU (tests/unit/engine/test_speed_precision.py checks it), so
+            # the transposed read of D + Dᵀ is skipped; the product and its cast to F's dtype
+            # are one pass. Where a backend's FᵀF is not exactly symmetric this differs from
+            # F·(D + Dᵀ) by rounding only.
+            sym = torch.empty(diff.shape, dtype=m.dtype, device=diff.device)
+            torch.mul(diff, (4.0 * grad)[:, None, None], out=sym)
+            return (torch.bmm(m, sym) if ctx.rows else torch.bmm(sym, m)), None, None
+
+
+def gram_distance(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """‖gram(features) − target‖²_F per sample (B,), reading the activation in its own layout as `gram` does."""
+    f = features
+    if f.dim() == 4 and not f.is_contiguous() and f.is_contiguous(memory_format=torch.channels_last):
+        b, c, h, w = f.shape
+        return _GramDistance.apply(f.permute(0, 2, 3, 1).reshape(b, h * w, c), True, target_gram)
+    return _GramDistance.apply(f.flatten(2), False, target_gram)
+
+
 def content_loss(generated: torch.Tensor, target: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """J_C = Σ (a_G − a_C)² per sample; reduction "mean" divides by the layer's C·H·W."""
     with no_autocast(generated.device.type):
@@ -82,8 +127,7 @@ def style_loss(generated: torch.Tensor, target_gram: torch.Tensor, reduction: st
     """
     c, h, w = generated.shape[-3:]
     with no_autocast(generated.device.type):
-        g = gram(generated)
-        total = (g - fp32(target_gram)).pow(2).flatten(1).sum(1) / float(2 * h * w) ** 2
+        total = gram_distance(generated, target_gram) / float(2 * h * w) ** 2
     return total * (4.0 / (c * c)) if reduction == "mean" else total
 
 

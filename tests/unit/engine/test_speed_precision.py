@@ -70,6 +70,44 @@ def test_gram_gradient_is_exact_in_float64(channels_last):
     assert torch.autograd.gradcheck(lambda t: (gram(t).double() * weight).sum(), (f,))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_distance_gradient_is_exact_in_float64(channels_last):
+    """The style term's one-step backward (dF = 4·g·F·(FᵀF − T)) against numerical derivatives."""
+    from pipeline.engine.objectives import gram_distance
+
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    if channels_last:
+        f = f.contiguous(memory_format=torch.channels_last)
+    f.requires_grad_(True)
+    target = gram(torch.randn(2, 3, 4, 5, dtype=torch.float64))
+    per_sample = torch.tensor([0.7, -1.3], dtype=torch.float64)  # each sample's upstream gradient differs
+    assert torch.autograd.gradcheck(lambda t: (gram_distance(t, target) * per_sample).sum(), (f,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(8, 512, 2, 2), (2, 64, 24, 20)])
+def test_gram_distance_matches_autograd_through_gram_bit_for_bit(dtype, shape):
+    """Same loss and the same gradient bits as autograd of (gram(F) − T)².sum() on CPU: the
+    fused backward relies on FᵀF (and so the difference) being exactly symmetric."""
+    from pipeline.engine.objectives import gram_distance
+
+    torch.manual_seed(0)
+    base = torch.randn(*shape).contiguous(memory_format=torch.channels_last).to(dtype)
+    target = gram(torch.randn(1, *shape[1:]).contiguous(memory_format=torch.channels_last)) * 0.5
+    g = gram(base)
+    assert torch.equal(g, g.transpose(1, 2)) and torch.equal(target, target.transpose(1, 2))
+    weight = torch.tensor([3.0 ** -k for k in range(shape[0])])
+    grads, losses = [], []
+    for fused in (False, True):
+        f = base.detach().clone().requires_grad_(True)
+        loss = gram_distance(f, target) if fused else (gram(f) - target).pow(2).flatten(1).sum(1)
+        (loss * weight).sum().backward()
+        grads.append(f.grad)
+        losses.append(loss.detach())
+    assert torch.equal(losses[0], losses[1])
+    assert torch.equal(grads[0], grads[1])
+
+
 def test_gram_backward_in_bf16_matches_fp32():
     """Under bf16 the Gram stays fp32 and its backward product runs in bf16: the gradient reaching
     the network agrees with the fp32 one to bf16 precision."""
