@@ -82,6 +82,9 @@ def parser(prog: str) -> argparse.ArgumentParser:
                    "default, reduce-overhead (CUDA graphs), max-autotune (comma list)")
     p.add_argument("--profile", default=None, help="Also print a torch.profiler kernel table of one production "
                    "evaluation at each of these batch sizes (comma list)")
+    p.add_argument("--classic-jitter", type=float, default=0.0, metavar="GREY_LEVELS",
+                   help="Also run the classic row from its start plus seeded noise of this standard deviation "
+                        "(grey levels): the bar's own spread, and when production gets within it")
     p.add_argument("--check-every", type=int, default=5,
                    help="Check every sample's fp32 loss against the bar every this many full-size evaluations")
     p.add_argument("--images", default=None, help="Write content | classic | production-at-the-bar pictures here")
@@ -108,6 +111,7 @@ def execute(argv: list[str], prog: str) -> dict:
         compile_modes=compile_list(a.compile), profile_batches=int_list("profile", a.profile) if a.profile else [],
         classic_evaluations=a.classic_evaluations, preset=a.preset, sets=list(a.sets),
         single_scale_row=a.single_scale_row, wolfe_row=a.wolfe_row, check_every=a.check_every, images=a.images,
+        classic_jitter=a.classic_jitter,
     )
     result = run_bench(opts, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
                        checkpoint=(lambda rec: save_result(rec, a.save)) if a.save else None)

@@ -99,6 +99,24 @@ def _at_quality_lines(result: dict) -> list[str]:
                 f"({classic['seconds_per_image']:.2f} s/image)"))
 
 
+def _band_lines(result: dict) -> list[str]:
+    """The same, to the classic's own spread: per sample the larger of the bar and the loss the
+    classic run reaches from a jittered start (the record's `classic, jittered start` row)."""
+    jittered = [r for r in result["rows"] if r["path"].startswith("classic, jittered")]
+    if not jittered:
+        return []
+    j = jittered[0]
+    lines = [f"the bar's own spread: {j['path']} ends at x{j['loss_ratio_mean']:.4f} the bar on average "
+             f"(worst sample x{j['loss_ratio_worst']:.4f})"]
+    return lines + _rows_with(result, "band_images_per_hour_at_quality", lambda r: (
+        f"{r['path']} {r['precision']} batch {r['batch']}: every sample within the classic's spread "
+        + (f"not reached in {r['weighted_evaluations']:.1f} full-size-equivalent evaluations"
+           if r["band_quality_evals"] is None else
+           f"after {r['band_quality_evals']:.1f} full-size-equivalent evaluations, "
+           f"{r['band_quality_seconds_per_image']:.2f} s/image: {r['band_images_per_hour_at_quality']:.0f} "
+           f"images/hour, {r['band_quality_speedup']:.2f}x less wall time than the classic run")))
+
+
 def _outcome(r: dict, head: str, missing, reached) -> str:
     """The head, then what `missing()` or `reached()` says, as the row did or did not get to the bar."""
     return f"{head}: {missing()}" if r["quality_evals"] is None else f"{head} {reached()}"
@@ -227,7 +245,7 @@ def text_table(result: dict) -> str:
         lines += ["", _profile_title(p), p["table"]]
     lines.extend("ratio " + line for line in _ratio_lines(result) + _precision_lines(result))
     lines.extend("ratio time-to-quality " + line for line in _quality_lines(result))
-    lines.extend("quality " + line for line in _at_quality_lines(result))
+    lines.extend("quality " + line for line in _at_quality_lines(result) + _band_lines(result))
     lines.extend(_target_lines(result))
     return "\n".join(lines)
 
@@ -258,7 +276,8 @@ def markdown_section(result: dict, name: str) -> str:
     out.append("")
     for line in (_ratio_lines(result) + _precision_lines(result) + _compile_lines(result)
                  + [f"time-to-quality {q}" for q in _quality_lines(result)]
-                 + [f"quality: {q}" for q in _at_quality_lines(result)] + _target_lines(result)):
+                 + [f"quality: {q}" for q in _at_quality_lines(result) + _band_lines(result)]
+                 + _target_lines(result)):
         out.append(f"- {line}")
     if result.get("memory"):
         out.append("")

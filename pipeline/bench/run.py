@@ -68,6 +68,7 @@ class BenchOptions:
     compile_modes: list[str] = field(default_factory=list)  # extra production rows under torch.compile
     profile_batches: list[int] = field(default_factory=list)  # torch.profiler kernel tables of one evaluation each
     check_every: int = 5                    # fp32 quality checks every this many full-size evaluations
+    classic_jitter: float = 0.0             # > 0: a second classic row from the start + N(0, this) grey levels
     history: int | None = None              # production L-BFGS history; None: the preset's
     reference_history: int = REFERENCE_HISTORY
     command: str = ""
@@ -82,6 +83,8 @@ class BenchOptions:
                             ("classic-evaluations", self.classic_evaluations), ("check-every", self.check_every)):
             if value is not None and value <= 0:
                 raise BadInput(f"{name} must be a positive integer, got {value!r}")
+        if not self.classic_jitter >= 0:
+            raise BadInput(f"classic-jitter must be >= 0 grey levels, got {self.classic_jitter!r}")
         if self.size < 32:
             raise BadInput(f"size must be at least 32 px (VGG16 pools five times), got {self.size}")
         # a bad preset or --set: one line, exit 2, before any work
@@ -341,9 +344,15 @@ def _finish(row: dict, net, size: int, matmul: float) -> dict:
     return row
 
 
+JITTERED = "classic, jittered start"
+
+
 def _ratios(rows: list[dict]) -> None:
-    """Every row against the classic one (rows[0]): time and final loss, and when it reached the bar."""
+    """Every row against the classic one (rows[0]): time and final loss, and when it reached the bar
+    (and the band: per sample the larger of the bar and the jittered classic row's final loss)."""
     ref = rows[0]
+    jittered = next((r for r in rows if r["path"].startswith(JITTERED)), None)
+    band = [max(a, b) for a, b in zip(ref["losses"], jittered["losses"])] if jittered else None
     for row in rows[1:]:
         common = min(len(ref["losses"]), len(row["losses"]))
         ratios = [row["losses"][i] / ref["losses"][i] for i in range(common)]
@@ -353,6 +362,8 @@ def _ratios(rows: list[dict]) -> None:
         row["loss_ratio_worst"] = max(ratios, key=lambda r: abs(r - 1.0)) if ratios else None
         if row.get("curve"):
             row.update(at_quality(ref, row))
+            if band:
+                row.update({f"band_{k}": v for k, v in at_quality(ref, row, band).items()})
 
 
 def _plan(cfg: StyleConfig, size: int) -> list[tuple[int, int]]:
@@ -423,6 +434,10 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
     classic_row, classic_x = classic_path(work, n_ref, opts.classic_evaluations, progress,
                                           peak=lambda: _peak_mib(device))
     add(classic_row)
+    if opts.classic_jitter:
+        jittered, _ = classic_path(work, n_ref, opts.classic_evaluations, progress, jitter=opts.classic_jitter)
+        jittered["path"] = f"{JITTERED} (start + N(0, {opts.classic_jitter:g}) grey levels)"
+        add(jittered)
     for p in precisions:
         for b in opts.batch_sizes:
             scheduled(b, p, [(3, side) for _, side in plan], compile="none")   # warm-up at every stage size

@@ -22,14 +22,20 @@ def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
     pics = tmp_path / "pics"
     r = _nst("--size", "64", "--classic-evaluations", "6", "--iterations", "12", "--batch-size", "2",
              "--set", "coarse_stages=[[0.5,0.5]]", "--check-every", "2", "--profile", "2", "--wolfe-row",
+             "--classic-jitter", "0.5",
              "--images", str(pics), "--save", str(save), "--markdown", str(md))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert any(line.startswith("classic (torch L-BFGS, no line search) ") for line in lines)
     assert any(line.startswith("torch L-BFGS strong-Wolfe ") for line in lines)   # the optional extra row
     rec = json.loads(save.read_text())
-    classic, prod = rec["rows"][0], rec["rows"][1]
+    classic, jittered, prod = rec["rows"][0], rec["rows"][1], rec["rows"][2]
     assert classic["images"] == 2 and classic["batch"] == 1 and classic["evaluations"] == 12
+    # the same classic run from a start half a grey level away: its own final losses, against the bar
+    assert jittered["path"].startswith("classic, jittered start") and jittered["evaluations"] == 12
+    assert jittered["losses"] != classic["losses"] and jittered["jitter"] == 0.5 and classic["jitter"] == 0
+    assert jittered["loss_ratio_mean"] == sum(a / b for a, b in zip(jittered["losses"], classic["losses"])) / 2
+    assert "band_quality_evals" in prod
     assert prod["path"] == "production" and prod["batch"] == 2 and len(prod["losses"]) == 2
     # the schedule: 6 evaluations at 32 px (a quarter of a full one each), then up to 6 at 64 px,
     # checked every 2 and stopped at the first check where both samples are at their bar
@@ -43,7 +49,7 @@ def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
         assert prod["quality_evals"] == 1.5 + done and all(a <= b for a, b in zip(prod["losses"], classic["losses"]))
     # both stop at block5_conv1; the strong-Wolfe row runs the whole network
     assert classic["forward_to"] == prod["forward_to"] == "block5_conv1"
-    assert rec["rows"][2]["forward_to"] == "block5_pool"
+    assert rec["rows"][3]["forward_to"] == "block5_pool"
     for row in rec["rows"]:
         assert row["seconds"] > 0 and row["tflops"] > 0 and row["peak_mib"] > 0
         assert abs(row["images_per_hour"] * row["seconds_per_image"] - 3600) < 1e-6
@@ -51,7 +57,8 @@ def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
     if prod["quality_evals"] is not None:   # a 6-evaluation bar is usually reached; the figures must agree
         assert abs(prod["images_per_hour_at_quality"] * prod["quality_seconds_per_image"] - 3600) < 1e-6
         assert (pics / "classic-vs-production-64px.jpg").is_file()
-    quality = [line for line in lines if line.startswith("quality production ")]
+    assert any(line.startswith("quality the bar's own spread: classic, jittered start") for line in lines)
+    quality = [line for line in lines if line.startswith("quality production ") and "spread" not in line]
     assert len(quality) == 1 and f"(stages 6@32px -> {done}@64px)" in quality[0]
     text = md.read_text()
     assert "| classic (torch L-BFGS, no line search) | fp32 |" in text and "img/h at quality" in text
@@ -92,3 +99,6 @@ def test_at_quality_is_the_first_check_where_every_sample_reaches_its_bar():
     assert got["images_per_hour_at_quality"] == 3600 / 20.0 and got["quality_speedup"] == 20.0 / 20.0
     never = dict(row, curve=[[125.0, [10.5, 15.0]]])
     assert at_quality(classic, never)["quality_evals"] is None
+    # a wider bar (the classic's spread): reached at the first check inside it
+    assert at_quality(classic, row, [12.0, 21.0])["quality_evals"] == 75.0
+    assert at_quality(classic, never, [10.5, 20.0])["quality_evals"] == 125.0
