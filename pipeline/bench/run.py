@@ -435,7 +435,9 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
                                           peak=lambda: _peak_mib(device))
     add(classic_row)
     if opts.classic_jitter:
-        jittered, _ = classic_path(work, n_ref, opts.classic_evaluations, progress, jitter=opts.classic_jitter)
+        _reset_peak(device)
+        jittered, _ = classic_path(work, n_ref, opts.classic_evaluations, progress, jitter=opts.classic_jitter,
+                                    peak=lambda: _peak_mib(device))
         jittered["path"] = f"{JITTERED} (start + N(0, {opts.classic_jitter:g}) grey levels)"
         add(jittered)
     for p in precisions:

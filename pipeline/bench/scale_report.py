@@ -44,7 +44,7 @@ def markdown(records: list[dict]) -> str:
              "its peak RSS and CPU time (user + system) from the kernel (wait4 / getrusage); on a shared "
              "machine CPU time says more than wall time. plan = `nst stylize --plan-only`; worker = "
              "one `nst stylize` worker finishing its first shards of 1000 samples (samples/s: the median over "
-             "up to 3 shards whose samples all succeeded) with the torch threads a "
+             "its first 3 (records before 2026-12-03) or 5 shards whose samples all succeeded) with the torch threads a "
              "worker takes by default (threads; records without it ran one) (samples/s at 16 px and 1 "
              "evaluation: the pipeline's own overhead, setup excluded); status = `nst status`. Targets (issue "
              "14): 1M plan <= 30 s and <= 1024 MB, status <= 1 s, worker RSS at 1M within 10% of 1k, "

@@ -106,6 +106,12 @@ class StepInfo:
     snapshot: bool = False
 
 
+def compile_mode(net, x0: torch.Tensor, options: RenderOptions) -> str:
+    """The torch.compile mode `render(net, ..., x0, options)` will run under ('none': eager)."""
+    pixel_evals = options.iterations * x0.numel() / max(1, x0.shape[1])
+    return resolve_compile(options.compile, x0.device, pixel_evals, getattr(net, "pooling", "avg"))
+
+
 def render(net, objective: Objective, x0: torch.Tensor, options: RenderOptions,
            on_step: Callable[[StepInfo], None] | None = None) -> RenderResult:
     """Run `options.iterations` loss-and-gradient evaluations on a copy of x0.
@@ -117,8 +123,7 @@ def render(net, objective: Objective, x0: torch.Tensor, options: RenderOptions,
     iterations, log_every, snapshot_every = o.iterations, o.log_every, o.snapshot_every
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt = make_optimizer(o.optimizer, x, lr=o.lr, history=o.history, max_step=o.max_step)
-    mode = resolve_compile(o.compile, x.device, iterations * x.numel() / max(1, x.shape[1]),
-                           getattr(net, "pooling", "avg"))
+    mode = compile_mode(net, x0, options)
     loss_and_grad = LossAndGrad(net, objective, o.precision, use_channels_last(o.precision, x.device), mode)
     sign = -1.0 if o.maximize else 1.0
     last_parts: dict[str, torch.Tensor] = {}

@@ -82,8 +82,8 @@ class _GramDistance(torch.autograd.Function):
     def forward(ctx, m: torch.Tensor, rows: bool, target: torch.Tensor) -> torch.Tensor:
         with no_autocast(m.device.type):
             f = fp32(m)
-            g = torch.bmm(f.transpose(1, 2), f) if rows else torch.bmm(f, f.transpose(1, 2))
-            diff = g - fp32(target)
+            diff = torch.bmm(f.transpose(1, 2), f) if rows else torch.bmm(f, f.transpose(1, 2))
+            diff.sub_(fp32(target))  # in place: no second B·C·C buffer (about 15% of a 16 px evaluation)
             total = diff.pow(2).flatten(1).sum(1)
         ctx.save_for_backward(m, diff)
         ctx.rows = rows
@@ -196,15 +196,23 @@ class Scaled(Objective):
 
 
 class Content(Objective):
-    """Match one layer's activations to a target (B or 1 samples)."""
+    """Match one layer's activations to a target (B or 1 samples).
+
+    target None: the activations of the first evaluation (detached, fp32), for a render that
+    starts at the content image itself, so the content's own forward pass is not run twice.
+    Only for eager evaluation: a compiled function would see the target change after its
+    first call.
+    """
 
     name = "content"
 
-    def __init__(self, layer: str, target: torch.Tensor, reduction: str = "sum"):
+    def __init__(self, layer: str, target: torch.Tensor | None, reduction: str = "sum"):
         self.layer, self.target, self.reduction = layer, target, reduction
         self.layers = frozenset([layer])
 
     def parts(self, acts, x):
+        if self.target is None:
+            self.target = fp32(acts[self.layer]).detach()
         return {self.name: content_loss(acts[self.layer], self.target, self.reduction)}
 
 
