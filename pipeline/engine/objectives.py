@@ -72,7 +72,7 @@ class _GramDistance(torch.autograd.Function):
 
     Why: autograd of `(gram(F) − T).pow(2).sum()` runs the power's backward and then the
     Gram's (D + Dᵀ, a cast) as separate passes over the B·C·C difference; at small images
-    (C² ≫ H·W at block4/5) those element-wise passes cost more than the convolutions.
+    (C² ≫ H·W at block4/5) those element-wise passes are a large share of an evaluation.
     Here the backward is one pass over the difference and one product in F's dtype. The
     gradient is bit-identical to autograd's through `gram` on CPU: 2·g and 2·D are exact,
     so every entry rounds once as before.

@@ -172,7 +172,7 @@ def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: Sty
     content_acts = None
     if cfg.content_weight > 0 and starts_at_content and compile_mode(backbone.net, x0, options) == "none":
         # the first evaluation's forward is at the content itself: its activations are the
-        # target, bit for bit, without a forward pass of their own (a fifth of a 1-evaluation render)
+        # target, bit for bit, without a forward pass of their own (one of a 1-evaluation render's four passes)
         content_acts = AT_FIRST_EVALUATION
     elif cfg.content_weight > 0:
         # in the layout the optimised image's activations will have, so the loss reads both alike
