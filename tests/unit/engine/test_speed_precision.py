@@ -59,13 +59,18 @@ def test_precision_choice():
     assert use_channels_last("bf16", "cpu") and not use_channels_last("fp32", "cpu")
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_gram_gradient_is_exact_in_float64(channels_last):
-    """The Gram's own backward (dF = F·(dG + dGᵀ), one product) against numerical derivatives."""
+def _float64_activation(channels_last: bool) -> torch.Tensor:
+    """A small (2, 3, 4, 5) float64 activation that requires grad, in the layout asked for."""
     f = torch.randn(2, 3, 4, 5, dtype=torch.float64)
     if channels_last:
         f = f.contiguous(memory_format=torch.channels_last)
-    f.requires_grad_(True)
+    return f.requires_grad_(True)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_gradient_is_exact_in_float64(channels_last):
+    """The Gram's own backward (dF = F·(dG + dGᵀ), one product) against numerical derivatives."""
+    f = _float64_activation(channels_last)
     weight = torch.randn(2, 3, 3, dtype=torch.float64)  # not symmetric: both halves of dG count
     assert torch.autograd.gradcheck(lambda t: (gram(t).double() * weight).sum(), (f,))
 
@@ -75,10 +80,7 @@ def test_gram_distance_gradient_is_exact_in_float64(channels_last):
     """The style term's one-step backward (dF = 4·g·F·(FᵀF − T)) against numerical derivatives."""
     from pipeline.engine.objectives import gram_distance
 
-    f = torch.randn(2, 3, 4, 5, dtype=torch.float64)
-    if channels_last:
-        f = f.contiguous(memory_format=torch.channels_last)
-    f.requires_grad_(True)
+    f = _float64_activation(channels_last)
     target = gram(torch.randn(2, 3, 4, 5, dtype=torch.float64))
     per_sample = torch.tensor([0.7, -1.3], dtype=torch.float64)  # each sample's upstream gradient differs
     assert torch.autograd.gradcheck(lambda t: (gram_distance(t, target) * per_sample).sum(), (f,))
