@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pipeline.io.atomic import atomic_write_text
 
+JITTERED = "classic, jittered start"  # the path of the classic row run from a jittered start
+
 RESULTS_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "results"
 
 def cpu_model() -> str:
@@ -99,13 +101,17 @@ def _at_quality_lines(result: dict) -> list[str]:
                 f"({classic['seconds_per_image']:.2f} s/image)"))
 
 
+def jittered_row(rows: list[dict]) -> dict | None:
+    """The record's classic row from a jittered start (`nst bench --classic-jitter`), if it has one."""
+    return next((r for r in rows if r["path"].startswith(JITTERED)), None)
+
+
 def _band_lines(result: dict) -> list[str]:
     """The same, to the classic's own spread: per sample the larger of the bar and the loss the
-    classic run reaches from a jittered start (the record's `classic, jittered start` row)."""
-    jittered = [r for r in result["rows"] if r["path"].startswith("classic, jittered")]
-    if not jittered:
+    classic run reaches from a jittered start."""
+    j = jittered_row(result["rows"])
+    if j is None:
         return []
-    j = jittered[0]
     lines = [f"the bar's own spread: {j['path']} ends at x{j['loss_ratio_mean']:.4f} the bar on average "
              f"(worst sample x{j['loss_ratio_worst']:.4f})"]
     return lines + _rows_with(result, "band_images_per_hour_at_quality", lambda r: (

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from pipeline.bench.flops import deepest, flops_per_evaluation
 from pipeline.bench.quality import at_quality, classic_path, save_side_by_side, schedule_path
+from pipeline.bench.report import JITTERED, jittered_row
 from pipeline.config import StyleConfig, build_config
 from pipeline.engine.loop import RenderOptions, evaluate, logging_step, render
 from pipeline.engine.objectives import gram
@@ -344,14 +345,11 @@ def _finish(row: dict, net, size: int, matmul: float) -> dict:
     return row
 
 
-JITTERED = "classic, jittered start"
-
-
 def _ratios(rows: list[dict]) -> None:
     """Every row against the classic one (rows[0]): time and final loss, and when it reached the bar
     (and the band: per sample the larger of the bar and the jittered classic row's final loss)."""
     ref = rows[0]
-    jittered = next((r for r in rows if r["path"].startswith(JITTERED)), None)
+    jittered = jittered_row(rows)
     band = [max(a, b) for a, b in zip(ref["losses"], jittered["losses"])] if jittered else None
     for row in rows[1:]:
         common = min(len(ref["losses"]), len(row["losses"]))
