@@ -84,8 +84,8 @@ class BenchOptions:
                             ("classic-evaluations", self.classic_evaluations), ("check-every", self.check_every)):
             if value is not None and value <= 0:
                 raise BadInput(f"{name} must be a positive integer, got {value!r}")
-        if not self.classic_jitter >= 0:
-            raise BadInput(f"classic-jitter must be >= 0 grey levels, got {self.classic_jitter!r}")
+        if not 0 <= self.classic_jitter < float("inf"):
+            raise BadInput(f"classic-jitter must be a finite number >= 0 of grey levels, got {self.classic_jitter!r}")
         if self.size < 32:
             raise BadInput(f"size must be at least 32 px (VGG16 pools five times), got {self.size}")
         # a bad preset or --set: one line, exit 2, before any work

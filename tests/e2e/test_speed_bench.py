@@ -74,6 +74,11 @@ def test_bench_bad_option_is_one_line_exit_2():
     assert r.stderr.strip().splitlines() == ["nst: error: precision must be fp32, bf16 or auto (or a comma list), got 'fp16'"]
     r = _nst("--batch-size", "0", timeout=120)
     assert r.returncode == 2 and "batch-size" in r.stderr
+    for bad in ("-1", "inf", "nan"):
+        r = _nst("--classic-jitter", bad, timeout=120)
+        assert r.returncode == 2
+        assert r.stderr.strip().splitlines() == [
+            f"nst: error: classic-jitter must be a finite number >= 0 of grey levels, got {float(bad)!r}"]
     r = _nst("--compile", "fast", timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
