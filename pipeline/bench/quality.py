@@ -195,7 +195,7 @@ def at_quality(classic: dict, row: dict, bar: list[float] | None = None) -> dict
 
 
 def save_side_by_side(work, classic_x: torch.Tensor, prod_x: torch.Tensor, path) -> None:
-    """One row per sample: the content, the classic run's result, production's at the bar (JPEG)."""
+    """One row per sample: the content, the classic run's result, production's at the bar or band (JPEG)."""
     from PIL import Image
 
     from pipeline.io.images import to_pil

@@ -426,6 +426,22 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         latest["images"] = images  # only the latest row's checked images are kept
         return row
 
+    def pictures(row: dict, label: str) -> None:
+        """The side-by-side sheet, from the first row at the bar; failing that, the first in the band."""
+        if not opts.images:
+            return
+        at = "bar" if row.get("quality_evals") is not None else (
+            "band" if row.get("band_quality_evals") is not None else None)
+        if at is None or record.get("images", {}).get("at") in ("bar", at):
+            return
+        evals = row["quality_evals" if at == "bar" else "band_quality_evals"]
+        Path(opts.images).mkdir(parents=True, exist_ok=True)
+        out = Path(opts.images) / f"classic-vs-production-{opts.size}px.jpg"
+        save_side_by_side(work, classic_x, latest["images"][evals], out)
+        record["images"] = dict(path=str(out), production=f"{row['path']}, {label}", at=at,
+                                production_evaluations=evals)
+        progress(f"wrote {out} (production at the {at})")
+
     # Warm-up (allocator, cuDNN autotuning, first-call overheads) outside the timings.
     classic_path(work, 1, 3, lambda *_: None)
     _reset_peak(device)
@@ -443,19 +459,17 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
             scheduled(b, p, [(3, side) for _, side in plan], compile="none")   # warm-up at every stage size
             row = scheduled(b, p, plan)
             add(row)
-            if opts.images and row.get("quality_evals") is not None and not record.get("images"):
-                Path(opts.images).mkdir(parents=True, exist_ok=True)
-                out = Path(opts.images) / f"classic-vs-production-{opts.size}px.jpg"
-                save_side_by_side(work, classic_x, latest["images"][row["quality_evals"]], out)
-                record["images"] = dict(path=str(out), production=f"{p} batch {b}",
-                                        production_evaluations=row["quality_evals"])
-                progress(f"wrote {out}")
+            pictures(row, f"{p} batch {b}")
     p, b = precisions[-1], max(opts.batch_sizes)
     extras = []
     if opts.single_scale_row:
         # as many full-size evaluations as the schedule's budget costs (FLOP-weighted)
         full = [(max(1, round(sum(n * (side / opts.size) ** 2 for n, side in plan))), opts.size)]
-        extras.append(("single scale", lambda: add(scheduled(b, p, full, label="production, one scale"))))
+        def single_scale():
+            row = scheduled(b, p, full, label="production, one scale")
+            add(row)
+            pictures(row, f"{p} batch {b}")
+        extras.append(("single scale", single_scale))
     for mode in opts.compile_modes:
         def compiled(mode=mode):
             # the warm-up compiles (once per process and size); its time is reported, not timed

@@ -56,7 +56,14 @@ def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
     assert prod["time_ratio"] == prod["seconds_per_image"] / classic["seconds_per_image"]
     if prod["quality_evals"] is not None:   # a 6-evaluation bar is usually reached; the figures must agree
         assert abs(prod["images_per_hour_at_quality"] * prod["quality_seconds_per_image"] - 3600) < 1e-6
+    # the sheet comes from the first row at the bar, failing that from the first within the band
+    reached = [(r["quality_evals"], "bar") for r in rec["rows"][2:] if r.get("quality_evals") is not None] + \
+        [(r["band_quality_evals"], "band") for r in rec["rows"][2:] if r.get("band_quality_evals") is not None]
+    if reached:
         assert (pics / "classic-vs-production-64px.jpg").is_file()
+        assert (rec["images"]["production_evaluations"], rec["images"]["at"]) == reached[0]
+    else:
+        assert "images" not in rec and not pics.exists()
     assert any(line.startswith("quality the bar's own spread: classic, jittered start") for line in lines)
     quality = [line for line in lines if line.startswith("quality production ") and "spread" not in line]
     assert len(quality) == 1 and f"(stages 6@32px -> {done}@64px)" in quality[0]
