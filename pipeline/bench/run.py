@@ -426,7 +426,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         latest["images"] = images  # only the latest row's checked images are kept
         return row
 
-    def pictures(row: dict, label: str) -> None:
+    def pictures(row: dict) -> None:
         """The side-by-side sheet, from the first row at the bar; failing that, the first in the band."""
         if not opts.images:
             return
@@ -438,7 +438,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         Path(opts.images).mkdir(parents=True, exist_ok=True)
         out = Path(opts.images) / f"classic-vs-production-{opts.size}px.jpg"
         save_side_by_side(work, classic_x, latest["images"][evals], out)
-        record["images"] = dict(path=str(out), production=f"{row['path']}, {label}", at=at,
+        record["images"] = dict(path=str(out), production=f"{row['path']}, {row['precision']} batch {row['batch']}", at=at,
                                 production_evaluations=evals)
         progress(f"wrote {out} (production at the {at})")
 
@@ -459,7 +459,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
             scheduled(b, p, [(3, side) for _, side in plan], compile="none")   # warm-up at every stage size
             row = scheduled(b, p, plan)
             add(row)
-            pictures(row, f"{p} batch {b}")
+            pictures(row)
     p, b = precisions[-1], max(opts.batch_sizes)
     extras = []
     if opts.single_scale_row:
@@ -468,7 +468,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         def single_scale():
             row = scheduled(b, p, full, label="production, one scale")
             add(row)
-            pictures(row, f"{p} batch {b}")
+            pictures(row)
         extras.append(("single scale", single_scale))
     for mode in opts.compile_modes:
         def compiled(mode=mode):
