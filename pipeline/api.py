@@ -251,7 +251,7 @@ def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLik
 
 def run_options(out: str | os.PathLike, **options):
     """The RunOptions of a dataset run; an unknown option name is refused like an unknown config key."""
-    from pipeline.run.runner import RunOptions
+    from pipeline.run.options import RunOptions
     from pipeline.schema import unknown_key
 
     names = {f.name for f in dataclasses.fields(RunOptions)}
@@ -276,7 +276,7 @@ def run_task(task, out: str | os.PathLike, **options) -> dict:
 def _split_options(cls, options: dict) -> tuple[dict, dict]:
     """(run options, config settings) of run_dataset's keyword arguments; a name that is
     neither is refused with the closest of both as a suggestion."""
-    from pipeline.run.runner import RunOptions
+    from pipeline.run.options import RunOptions
     from pipeline.schema import unknown_key
 
     run_names = {f.name for f in dataclasses.fields(RunOptions)} - {"out"}

@@ -14,14 +14,15 @@ def first_shards(out: str, data: str, style: str, shard_order: str, shards: int 
     from pipeline import api
     from pipeline.run.plan import open_run
     from pipeline.run.threads import resolve_threads
-    from pipeline.run.worker import Worker, WorkerOptions
+    from pipeline.run.options import RunOptions
+    from pipeline.run.worker import Worker
 
     torch.set_num_threads(resolve_threads(None))  # a worker's default, as the runner sets it
 
     cfg = api.method_config("stylize", "default", {"size": 16, "iterations": 1, "seed": None}, [])
     task = api.method_task("stylize", cfg, data=data, styles=[style], shard_order=shard_order)
     plan = open_run(out, task, 1000)  # as `nst stylize` opens it: re-checks the inputs
-    worker = Worker(plan, task, WorkerOptions(progress=False))
+    worker = Worker(plan, task, RunOptions(out=plan.root, progress=False))
     worker._ensure_ready()
     measured = []
     for shard in [s for s in plan.shards if not worker.is_done(s)][:shards]:

@@ -12,10 +12,6 @@ from pipeline.errors import NSTError
 app = typer.Typer(add_completion=True, no_args_is_help=True,
                   help="Neural style transfer and its sister methods over whole datasets.")
 
-THREADS = typer.Option(None, help="Torch threads per CPU worker [default: the cores this process may use "
-                                  "(os.sched_getaffinity) shared among the workers, or OMP_NUM_THREADS if set]")
-DETERMINISTIC = typer.Option(False, "--deterministic", help="One thread per CPU worker: byte-identical outputs "
-                                                            "whatever the core count and --devices, slower")
 
 
 def _print_version(value: bool) -> None:

@@ -8,24 +8,23 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
+from pipeline.cli.app import app, fail
+from pipeline.cli.run_options import run_command
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED, BadInput, NSTError
+from pipeline.run.options import RunOptions
 
 
 @app.command()
+@run_command
 def stylize(
     data: str = typer.Argument(..., help="A directory of images, a .txt list, a .csv/.jsonl with a path column, "
                                "or webdataset shards (a folder of .tar, data/{00000..00099}.tar, shardindex.json)"),
     style: List[Path] = typer.Option([], "--style", "-s", help="Style image or directory (repeatable)"),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory (created; resumed if it exists)"),
     config: str = typer.Option("default", "--config", "-c", help="Preset name in configs/ or a YAML file"),
     set_: List[str] = typer.Option([], "--set", help="Override any config key: key=value"),
     size: Optional[int] = typer.Option(None, help="Longest side of the output in pixels"),
     iterations: Optional[int] = typer.Option(None, help="Loss-and-gradient evaluations per image"),
     seed: Optional[int] = typer.Option(None, help="Run seed (per-sample seeds derive from it)"),
-    devices: int = typer.Option(1, help="Worker processes / devices (DDP on GPUs, gloo on CPU)"),
-    device: str = typer.Option("auto", help="cpu, cuda or auto"),
-    shard_size: int = typer.Option(1000, help="Samples per tar shard"),
     shard_order: str = typer.Option("size", help="size: a shard holds images of the same working size and "
                                     "styles where it can (batches fill on mixed datasets); input: shards "
                                     "follow the input order. Fixed when the run is planned"),
@@ -36,36 +35,25 @@ def stylize(
                                              "member and DIR/classes.json"),
     key_from: Optional[str] = typer.Option(None, help="index (files' default) or path (the relative path, "
                                            "sanitised; tars' default is their __key__)"),
-    hash_inputs: bool = typer.Option(False, "--hash-inputs", help="Plan with every input's sha256 (reads "
-                                     "the dataset once before starting); default: size + mtime, workers hash"),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard an existing run in --out"),
-    lease_ttl: float = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over"),
-    threads: Optional[int] = THREADS,
-    deterministic: bool = DETERMINISTIC,
-    progress: bool = typer.Option(True, help="Show per-worker progress bars"),
-    overlap: bool = typer.Option(True, help="Decode the next batch and encode/write finished samples in "
-                                            "background threads while the device computes (--no-overlap: "
-                                            "one step after another; same outputs)"),
     plan_only: bool = typer.Option(False, "--plan-only", help="Write (or check) DIR/run.json, then exit; "
                                    "`nst submit` uses it before sbatch"),
+    run: RunOptions = None,
 ):
     """Stylize every image of DATA into webdataset tar shards with manifests (resumable)."""
     from pipeline import api
-    from pipeline.run.runner import RunOptions
 
     try:
-        opts = RunOptions.pick(locals()).validate()
         cfg = api.method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
         task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order,
-                               device=device, styles_per_image=styles_per_image, label_from=label_from,
+                               device=run.device, styles_per_image=styles_per_image, label_from=label_from,
                                key_from=key_from)
         if plan_only:
-            plan = api.plan_dataset(task, out, shard_size, overwrite=overwrite, hash_inputs=hash_inputs)
+            plan = api.plan_dataset(task, run.out, run.shard_size, overwrite=run.overwrite,
+                                    hash_inputs=run.hash_inputs)
             typer.echo(f"nst: run plan {plan.root / 'run.json'}: {plan.total} samples in {len(plan.shards)} shards")
-            typer.echo("\n".join(api.estimate_cost(plan, task, device).lines()))
+            typer.echo("\n".join(api.estimate_cost(plan, task, run.device).lines()))
             raise typer.Exit(EXIT_OK)
-        code = api.execute_run(task, opts)
+        code = api.execute_run(task, run)
     except NSTError as exc:
         fail(exc)
     raise typer.Exit(code)

@@ -11,61 +11,45 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
+from pipeline.cli.app import app, fail
+from pipeline.cli.run_options import run_command
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, NSTError
+from pipeline.run.options import RunOptions
 
-OUT = typer.Option(..., "--out", "-o", help="Run directory (created; resumed if it exists)")
 SET = typer.Option([], "--set", help="Override any config key: key=value")
 SIZE = typer.Option(None, help="Longest side of the input (texture: of the source) in pixels")
 ITERATIONS = typer.Option(None, help="Loss-and-gradient evaluations (dream: per octave)")
 SEED = typer.Option(None, help="Run seed (per-sample seeds derive from it)")
-DEVICES = typer.Option(1, help="Worker processes / devices (DDP on GPUs, gloo on CPU)")
-DEVICE = typer.Option("auto", help="cpu, cuda or auto")
-SHARD_SIZE = typer.Option(1000, help="Samples per tar shard")
-RETRY = typer.Option(False, "--retry-failed", help="Reprocess only the failed samples")
-OVERWRITE = typer.Option(False, "--overwrite", help="Discard an existing run in --out")
-LEASE_TTL = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over")
-PROGRESS = typer.Option(True, help="Show per-worker progress bars")
 DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column")
 
 
-def _finish(code: int, out: Path) -> None:
-    if code == EXIT_SAMPLES_FAILED:
-        typer.echo(f"nst: some samples failed; see `nst status {out}`, rerun with --retry-failed to retry them",
-                   err=True)
-    raise typer.Exit(code)
-
-
 def _run_method(method: str, params: dict, overrides: dict | None = None, then=None) -> None:
-    """Build `method`'s config and Task from a command's parameters, run it on the shared runner, then
-    then(task, code); NSTError -> one line + its exit code."""
+    """Build `method`'s config and Task from a command's parameters, run it on the shared runner (which
+    prints the run's final line), then then(task, code); NSTError -> one line + its exit code."""
     from pipeline import api
-    from pipeline.run.runner import RunOptions
 
+    run: RunOptions = params["run"]
     try:
-        opts = RunOptions.pick(params).validate()
         cfg = api.method_config(method, params["config"], {"size": params["size"], "iterations": params["iterations"],
                                                            "seed": params["seed"], **(overrides or {})},
                                 params["set_"])
         task = api.method_task(method, cfg, data=params.get("data"), styles=params.get("style") or ())
-        code = api.execute_run(task, opts)
+        code = api.execute_run(task, run)
         if then is not None:
             then(task, code)
     except NSTError as exc:
         fail(exc)
-    _finish(code, opts.out)
+    raise typer.Exit(code)
 
 
 @app.command()
+@run_command
 def texture(
     style: List[Path] = typer.Option(..., "--style", "-s", help="Texture source image or directory (repeatable)"),
     count: Optional[int] = typer.Option(None, help="Textures per source, each with its own seed"),
-    out: Path = OUT,
     config: str = typer.Option("texture", "--config", "-c", help="Preset name in configs/ or a YAML file"),
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
-    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
-    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
+    seed: Optional[int] = SEED, run: RunOptions = None,
 ):
     """Texture synthesis (Gatys et al. 2015): new images with the Gram statistics of each source."""
     _run_method("texture", locals(), {"count": count})
@@ -78,19 +62,17 @@ def _data_command(method: str, doc: str, then=None):
     """
 
     def command(
-        data: Path = DATA, out: Path = OUT,
+        data: Path = DATA,
         config: str = typer.Option(method, "--config", "-c", help="Preset name in configs/ or a YAML file"),
         set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
-        seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
-        retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-        progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
+        seed: Optional[int] = SEED, run: RunOptions = None,
     ):
         params = dict(locals())
         _run_method(method, params, then=then(params) if then is not None else None)
 
     command.__doc__ = doc
     command.__name__ = method
-    return app.command(method)(command)
+    return app.command(method)(run_command(command))
 
 
 _data_command("invert", "Reconstruct each image from each chosen layer (Mahendran & Vedaldi 2014), "
@@ -98,8 +80,9 @@ _data_command("invert", "Reconstruct each image from each chosen layer (Mahendra
 
 
 @app.command()
+@run_command
 def dream(
-    data: Path = DATA, out: Path = OUT,
+    data: Path = DATA,
     octaves: Optional[int] = typer.Option(None, help="Octaves of the image pyramid"),
     octave_scale: Optional[float] = typer.Option(None, help="Size ratio between octaves (> 1)"),
     zoom_frames: Optional[int] = typer.Option(None, help="Extra frames, each zooming into the last"),
@@ -107,9 +90,7 @@ def dream(
     channel: Optional[int] = typer.Option(None, help="Only this channel of the layer"),
     config: str = typer.Option("dream", "--config", "-c", help="Preset name in configs/ or a YAML file"),
     set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
-    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
-    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
+    seed: Optional[int] = SEED, run: RunOptions = None,
 ):
     """DeepDream: gradient ascent on a layer's mean squared activation, with jitter and octaves."""
     _run_method("dream", locals(), {"octaves": octaves, "octave_scale": octave_scale, "zoom_frames": zoom_frames,
@@ -123,7 +104,7 @@ def _visualize_reduce(params: dict):
     from pipeline import api
     from pipeline.api import pick_device
 
-    out, device, progress = params["out"], params["device"], params["progress"]
+    out, device, progress = params["run"].out, params["run"].device, params["run"].progress
 
     def reduce(task, code):
         if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
@@ -143,6 +124,7 @@ _data_command("visualize", """Zeiler & Fergus: each filter's top-9 over DATA, pr
 
 
 @app.command()
+@run_command
 def imagine(
     classes: List[str] = typer.Option([], "--class", help="ImageNet class name or index (repeatable): "
                                       "the classifier's picture of it"),
@@ -150,14 +132,11 @@ def imagine(
     layer: Optional[str] = typer.Option(None, help="Layer whose channels to draw (VGG16, or the classifier "
                                         "with --set network=efficientnet-lite0)"),
     channels: Optional[str] = typer.Option(None, help="Channels of --layer: A-B (inclusive), or A,B,C-D"),
-    out: Path = OUT,
     config: str = typer.Option("imagine", "--config", "-c", help="Preset name in configs/ or a YAML file"),
     set_: List[str] = SET,
     size: Optional[int] = typer.Option(None, help="Side of the square image in pixels"),
     iterations: Optional[int] = typer.Option(None, help="Adam steps per octave"),
-    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
-    retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
-    progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
+    seed: Optional[int] = SEED, run: RunOptions = None,
     sheet_columns: Optional[int] = typer.Option(None, help="Columns of the contact sheet (default: about square)"),
 ):
     """Imagine a class or a channel from noise (Olah et al. 2017): Fourier-parameterised,
@@ -169,7 +148,7 @@ def imagine(
 
     def sheet(task, code):
         if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
-            path = write_sheet(out, task.cfg.output_format, columns=sheet_columns)
+            path = write_sheet(run.out, task.cfg.output_format, columns=sheet_columns)
             typer.echo(f"nst imagine: contact sheet {path}", err=True)
 
     _run_method("imagine", locals(), {"classes": classes or None, "per_class": per_class, "layer": layer,

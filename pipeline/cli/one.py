@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
+from pipeline.cli.app import app, fail
+from pipeline.cli.run_options import option
 from pipeline.errors import NSTError
 
 
@@ -22,8 +23,8 @@ def one(
     set_: List[str] = typer.Option([], "--set", help="Override any config key: key=value"),
     save_every: int = typer.Option(0, help="Write an intermediate image every N evaluations"),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto"),
-    threads: Optional[int] = THREADS,
-    deterministic: bool = DETERMINISTIC,
+    threads: Optional[int] = option("threads"),
+    deterministic: bool = option("deterministic"),
 ):
     """Stylize one content image with one or more style images."""
     from pipeline.api import run_one

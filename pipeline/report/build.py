@@ -24,6 +24,7 @@ from pipeline.report.sample import sample_rows
 from pipeline.report.thumbs import TarMembers, copy_file, sample_output, sample_record, thumb_from_bytes, \
     thumb_from_file
 from pipeline.run.task import OK
+from pipeline.run.options import LEASE_TTL
 
 CONFIG_SUMMARY_KEYS = ("size", "iterations", "optimizer", "init", "pooling", "precision", "network",
                        "content_layer", "invert_layers", "dream_layers", "vis_layers", "output_format")
@@ -35,7 +36,7 @@ class ReportOptions:
     out: Path | None = None      # default RUN/report
     samples: int = 24            # contact-sheet size
     seed: int = 0                # which samples; the same seed gives the same sheet
-    lease_ttl: float = 600.0
+    lease_ttl: float = LEASE_TTL
 
 
 @dataclass

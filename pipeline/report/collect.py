@@ -20,6 +20,7 @@ from pipeline.run.plan import RunPlan, load_run
 from pipeline.run.shard_state import ShardState, collect, shard_rows
 from pipeline.run.status import throughput
 from pipeline.run.task import OK
+from pipeline.run.options import LEASE_TTL
 
 
 def planned_total(plan: RunPlan) -> int:
@@ -43,7 +44,7 @@ class RunView:
         return self.plan.root
 
 
-def read_run(root: Path, lease_ttl: float = 600.0, now: float | None = None) -> RunView:
+def read_run(root: Path, lease_ttl: float = LEASE_TTL, now: float | None = None) -> RunView:
     plan = load_run(Path(root))
     shards = collect(plan, lease_ttl)
     view = RunView(plan, shards, read_launches(plan.root), time.time() if now is None else now)

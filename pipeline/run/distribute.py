@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.run.plan import RunPlan
 from pipeline.run.signals import reassert
 from pipeline.run.task import Task
-from pipeline.run.worker import Worker, WorkerOptions, WorkerStats
+from pipeline.run.options import RunOptions
+from pipeline.run.worker import Worker
 
 
 class ShardIds(Dataset):
@@ -40,7 +41,7 @@ def _collate(batch):
     return batch
 
 
-def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
+def _module(plan: RunPlan, task: Task, opts: RunOptions, threads: int):
     import pytorch_lightning as pl
 
     class ShardRunner(pl.LightningModule):
@@ -49,7 +50,6 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
         def __init__(self):
             super().__init__()
             self.worker: Worker | None = None
-            self.stats: WorkerStats | None = None
 
         def on_predict_start(self) -> None:
             reassert()  # Lightning's Trainer has just replaced our SIGTERM handler with its own
@@ -58,10 +58,7 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
                 # run/threads.py: the allowed cores by default, one under --deterministic
                 torch.set_num_threads(max(1, threads))
             device = str(self.device) if self.device.type != "cuda" else f"cuda:{self.device.index or 0}"
-            self.worker = Worker(plan, task, WorkerOptions(
-                rank=self.global_rank, world=world, device=device, retry_failed=opts.retry_failed,
-                retry_id=opts.retry_id, lease_ttl=opts.lease_ttl, poll=opts.poll, progress=opts.progress,
-                overlap=opts.overlap))
+            self.worker = Worker(plan, task, opts, rank=self.global_rank, world=world, device=device)
 
         def predict_step(self, batch, batch_idx):
             order = self.worker.shard_order()
@@ -72,7 +69,7 @@ def _module(plan: RunPlan, task: Task, opts: WorkerOptions, threads: int):
 
         def on_predict_end(self) -> None:
             with torch.enable_grad():
-                self.stats = self.worker.drain(wait=True)
+                self.worker.drain(wait=True)
 
     return ShardRunner()
 
@@ -101,16 +98,15 @@ def make_trainer(devices: int, accelerator: str, root):
                       default_root_dir=os.path.join(root, "work", "lightning"))
 
 
-def run_predict(plan: RunPlan, task: Task, opts: WorkerOptions, devices: int, accelerator: str,
-                threads: int = 1):
-    """Process the run on `devices` ranks; returns (global_rank, this rank's WorkerStats)."""
-    trainer = make_trainer(devices, accelerator, plan.root)
+def run_predict(plan: RunPlan, task: Task, opts: RunOptions, accelerator: str, threads: int = 1) -> int:
+    """Process the run on opts.devices ranks; returns this process's global rank."""
+    trainer = make_trainer(opts.devices, accelerator, plan.root)
     module = _module(plan, task, opts, threads)
     loader = DataLoader(ShardIds(len(plan.shards)), batch_size=1, shuffle=False, num_workers=0,
                         collate_fn=_collate)
     trainer.predict(module, dataloaders=loader, return_predictions=False)
     _wait_for_ranks(trainer)
-    return trainer.global_rank, module.stats
+    return trainer.global_rank
 
 
 def _wait_for_ranks(trainer, timeout: float = 120.0) -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
@@ -18,43 +17,12 @@ from pipeline.io.atomic import atomic_write_text
 from pipeline.io.oserrors import OutputError, check_writable, is_output_error, output_error
 from pipeline.run import stop
 from pipeline.run.launches import record_launch
+from pipeline.run.options import RunOptions
 from pipeline.run.plan import RunPlan, open_run
 from pipeline.run.signals import install_stop_signals
 from pipeline.run.status import format_table, summarize, write_shardindex
 from pipeline.run.task import Task
 from pipeline.run.threads import resolve_threads
-from pipeline.run.worker import WorkerOptions
-
-
-@dataclass
-class RunOptions:
-    """How a dataset run is executed, the same for every method; validated once, in `validate`."""
-
-    out: Path
-    shard_size: int = 1000
-    devices: int = 1
-    device: str = "auto"          # cpu | cuda | auto
-    overwrite: bool = False
-    retry_failed: bool = False
-    lease_ttl: float = 600.0
-    progress: bool = True
-    threads: int | None = None    # torch threads per CPU worker process (None: run/threads.py decides)
-    deterministic: bool = False   # one thread per CPU worker: byte-identical outputs, slower
-    overlap: bool = True          # decode/encode/write in background threads (--no-overlap, NST_OVERLAP=0)
-    hash_inputs: bool = False     # plan records each input's sha256 (else size + mtime; workers hash)
-
-    @classmethod
-    def pick(cls, values: dict) -> "RunOptions":
-        """The options among `values` (e.g. a CLI command's parameters), by field name."""
-        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
-
-    def validate(self) -> "RunOptions":
-        if self.devices < 1:
-            raise BadInput(f"--devices must be >= 1, got {self.devices}")
-        resolve_threads(self.threads, self.devices, self.deterministic)  # refuses --threads 0, or N with --deterministic
-        if self.lease_ttl <= 0:
-            raise BadInput(f"--lease-ttl must be > 0 seconds, got {self.lease_ttl}")
-        return self
 
 
 def _accelerator(device: str) -> str:
@@ -113,9 +81,7 @@ def _execute(task: Task, opts: RunOptions, accelerator: str, launcher: bool) -> 
         if not secondary_rank() or "NST_RETRY_ID" not in os.environ:
             os.environ["NST_RETRY_ID"] = uuid.uuid4().hex
         retry_id = os.environ["NST_RETRY_ID"]
-    wopts = WorkerOptions(retry_failed=opts.retry_failed, retry_id=retry_id, lease_ttl=opts.lease_ttl,
-                          progress=opts.progress, overlap=opts.overlap)
-    rank, _stats = run_predict(plan, task, wopts, opts.devices, accelerator, threads)
+    rank = run_predict(plan, task, dataclasses.replace(opts, retry_id=retry_id), accelerator, threads)
     if stop.stop_requested():
         return _stopped(plan, opts, launcher)
     summary = summarize(plan, opts.lease_ttl)

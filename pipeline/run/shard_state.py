@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pipeline.io.shards import ShardPaths, commit_holds, latest_rows, read_journal, read_manifest
 from pipeline.run.leases import is_stale, read_lease
 from pipeline.run.task import OK
+from pipeline.run.options import LEASE_TTL
 
 if TYPE_CHECKING:  # plan.py reads shard states; a run-time import would close a circle
     from pipeline.run.plan import RunPlan
@@ -78,7 +79,7 @@ def _from_rows(st: ShardState, rows: dict[str, dict]) -> None:
             st.times.append((r["finished_at"], r.get("started_at", r["finished_at"]), 1))
 
 
-def collect(plan: RunPlan, lease_ttl: float = 600.0) -> list[ShardState]:
+def collect(plan: RunPlan, lease_ttl: float = LEASE_TTL) -> list[ShardState]:
     """Every shard's state from its commit record, or the journal of the attempt in progress;
     no committed shard's rows and no sample file are read."""
     journals = _journals(plan.root)

@@ -17,6 +17,7 @@ from pipeline.run.plan import RunPlan
 from pipeline.run.shard_state import collect
 from pipeline.run.task import OK
 from pipeline.slurm.env import worker_label
+from pipeline.run.options import LEASE_TTL
 
 
 def throughput(times: list[tuple], now: float) -> float | None:
@@ -33,7 +34,7 @@ def throughput(times: list[tuple], now: float) -> float | None:
     return sum(n for _, _, n in recent) / span * 3600 if span > 0 else None
 
 
-def summarize(plan: RunPlan, lease_ttl: float = 600.0, now: float | None = None) -> dict:
+def summarize(plan: RunPlan, lease_ttl: float = LEASE_TTL, now: float | None = None) -> dict:
     """The figures `nst status --json` prints."""
     now = time.time() if now is None else now
     shards = collect(plan, lease_ttl)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.run.plan import load_run
 from pipeline.run.status import _duration, summarize
+from pipeline.run.options import LEASE_TTL
 
 
 def status_line(summary: dict) -> str:
@@ -26,7 +27,7 @@ def status_line(summary: dict) -> str:
             f"workers {len(leases) - stale}{f' ({stale} STALE lease(s))' if stale else ''}")
 
 
-def watch_until_complete(root: Path, interval: float = 2.0, lease_ttl: float = 600.0, stream=None) -> dict:
+def watch_until_complete(root: Path, interval: float = 2.0, lease_ttl: float = LEASE_TTL, stream=None) -> dict:
     """Print the line every `interval` seconds (in place on a terminal); returns the final summary."""
     stream = stream or sys.stdout
     tty = stream.isatty()

@@ -18,6 +18,7 @@ from pipeline.progress import bar
 from pipeline.run.input_check import checked
 from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
 from pipeline.run.overlap import BackgroundWriter, Prefetcher, overlap_allowed
+from pipeline.run.options import RunOptions
 from pipeline.run.plan import RunPlan
 from pipeline.run.stop import request_stop, stop_requested
 from pipeline.run.task import OK, Sample, SampleResult, Task, failed, resolve_members
@@ -27,19 +28,6 @@ def _threads() -> int:
     import torch
 
     return torch.get_num_threads()
-
-
-@dataclass
-class WorkerOptions:
-    rank: int = 0
-    world: int = 1
-    device: str = "cpu"
-    retry_failed: bool = False
-    retry_id: str | None = None  # one per `--retry-failed` invocation, shared by its ranks
-    lease_ttl: float = 600.0
-    poll: float = 2.0
-    progress: bool = True
-    overlap: bool = True  # prefetch inputs and write outputs in background threads (also NST_OVERLAP=0)
 
 
 @dataclass
@@ -56,8 +44,10 @@ class WorkerStats:
 class Worker:
     """Runs a Task over the shards of a RunPlan that nobody else holds."""
 
-    def __init__(self, plan: RunPlan, task: Task, opts: WorkerOptions):
+    def __init__(self, plan: RunPlan, task: Task, opts: RunOptions, rank: int = 0, world: int = 1,
+                 device: str = "cpu"):
         self.plan, self.task, self.opts = plan, task, opts
+        self.rank, self.world, self.device = rank, world, device
         self.stats = WorkerStats()
         self._ready = False
         self._visited: set[int] = set()   # shards this worker committed (or retried) this run
@@ -71,7 +61,7 @@ class Worker:
         """All shards, starting at this rank's slice so ranks rarely contend for the same lease."""
         shards = self.plan.shards
         n = len(shards)
-        start = (self.opts.rank * n) // max(1, self.opts.world)
+        start = (self.rank * n) // max(1, self.world)
         return shards[start:] + shards[:start]
 
     def is_done(self, shard: dict) -> bool:
@@ -104,7 +94,7 @@ class Worker:
 
     def _claim_and_process(self, shard: dict) -> bool:
         paths = self.plan.shard_paths(shard)
-        lease = try_acquire(paths.lease, f"rank{self.opts.rank}@{HOST}:{os.getpid()}", self.opts.lease_ttl)
+        lease = try_acquire(paths.lease, f"rank{self.rank}@{HOST}:{os.getpid()}", self.opts.lease_ttl)
         if lease is None:
             return False
         try:
@@ -143,7 +133,7 @@ class Worker:
     # -- processing ------------------------------------------------------------------------------
     def _ensure_ready(self) -> None:
         if not self._ready:
-            self.task.setup(self.opts.device)
+            self.task.setup(self.device)
             self._heartbeat = Heartbeat(max(1.0, self.opts.lease_ttl / 10))
             self._ready = True
 
@@ -152,8 +142,8 @@ class Worker:
             from pipeline.run.shard_state import done_count
 
             done = done_count(self.plan)
-            self._bar = bar(self.plan.total, desc=f"{self.task.name} rank {self.opts.rank}",
-                            unit="img", position=self.opts.rank, disable=not self.opts.progress)
+            self._bar = bar(self.plan.total, desc=f"{self.task.name} rank {self.rank}",
+                            unit="img", position=self.rank, disable=not self.opts.progress)
             self._bar.update(done)
             self._bar_start = (time.time(), done)
         return self._bar
@@ -234,7 +224,7 @@ class Worker:
             "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.published_source,
             "styles": list(sample.styles), "seed": sample.seed, "status": result.status,
             "error": result.error or "", "outputs": outputs, "attempt": attempt,
-            "worker": {"rank": self.opts.rank, "host": HOST, "pid": os.getpid(), "device": self.opts.device,
+            "worker": {"rank": self.rank, "host": HOST, "pid": os.getpid(), "device": self.device,
                        "threads": _threads()},  # CPU outputs depend on it (run/threads.py)
             "started_at": round(started, 3), "finished_at": round(time.time(), 3),
         })

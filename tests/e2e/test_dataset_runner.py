@@ -13,7 +13,8 @@ from dataset_util import ENV, NST, TINY, FileTask, manifest_rows, nst, picture, 
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED
 from pipeline.io.images import encode_image, load_image
 from pipeline.run import stop
-from pipeline.run.runner import RunOptions, execute
+from pipeline.run.options import RunOptions
+from pipeline.run.runner import execute
 from pipeline.run.task import SampleResult, Task, failed
 
 

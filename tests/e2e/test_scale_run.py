@@ -49,14 +49,15 @@ def test_changed_input_is_detected_on_resume_and_by_the_worker(tmp_path):
     from pipeline.config import build_config
     from pipeline.io.reader import read_data
     from pipeline.run.plan import open_run
-    from pipeline.run.worker import Worker, WorkerOptions
+    from pipeline.run.options import RunOptions
+    from pipeline.run.worker import Worker
     from pipeline.tasks.stylize import StylizeTask
 
     cfg = build_config(preset="default", overrides={"size": 32, "iterations": 6, "seed": None}, sets=[])
     task = StylizeTask(cfg, read_data(data), [str(style)])
     plan = open_run(out2, task, 1000)
     picture(data / "p2.png", seed=8)
-    Worker(plan, task, WorkerOptions(progress=False)).drain()
+    Worker(plan, task, RunOptions(out=plan.root, progress=False)).drain()
     got = {r["source"]: r for r in manifest_rows(out2)}
     assert got["p2.png"]["status"] == "failed_io" and "changed since the run was planned" in got["p2.png"]["error"]
     assert got["p0.png"]["status"] == "ok"

@@ -20,9 +20,10 @@ from pipeline.io.images import encode_image, load_image
 from pipeline.io.shards import read_journal
 from pipeline.run import stop
 from pipeline.run.plan import open_run
-from pipeline.run.runner import RunOptions, execute
+from pipeline.run.options import RunOptions
+from pipeline.run.runner import execute
 from pipeline.run.task import SampleResult, Task, failed
-from pipeline.run.worker import Worker, WorkerOptions
+from pipeline.run.worker import Worker
 
 
 
@@ -144,7 +145,7 @@ def test_writer_error_surfaces_and_threads_are_joined(tmp_path):
     files = _files(tmp_path, 5)
     task = Reencode(files, bad_member=3)
     plan = open_run(tmp_path / "run", task, 5)
-    worker = Worker(plan, task, WorkerOptions(progress=False, lease_ttl=60))
+    worker = Worker(plan, task, RunOptions(out=plan.root, progress=False, lease_ttl=60))
     try:
         with pytest.raises(ValueError, match="longer than 100 bytes"):
             for shard in worker.shard_order():
