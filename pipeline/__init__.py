@@ -5,7 +5,7 @@ The Python API (pipeline/api.py) is importable from here: `pipeline.stylize(...)
 stays light (no torch) for the CLI's --version and completion.
 """
 
-__version__ = "0.1.0"
+from pipeline.version import __version__
 
 API = ("stylize", "texture", "invert", "dream", "run_dataset", "open_run")
 

@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=True, no_args_is_help=True,
 
 def _print_version(value: bool) -> None:
     if value:
-        from pipeline import __version__
+        from pipeline.version import __version__
 
         typer.echo(__version__)
         raise typer.Exit()

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from pipeline import __version__
+from pipeline.version import __version__
 from pipeline.cli.app import app
 from pipeline.errors import EXIT_BAD_INPUT
 

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import __version__
+from pipeline.version import __version__
 from pipeline.errors import BadInput
 from pipeline.io.atomic import atomic_write_text
 from pipeline.report import html, plots

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pipeline import __version__
+from pipeline.version import __version__
 from pipeline.errors import BadInput, RunMismatch
 from pipeline.io.atomic import atomic_write_text, fsync_dir, make_dir, temp_beside
 from pipeline.io.shards import ShardPaths
