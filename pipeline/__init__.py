@@ -7,7 +7,8 @@ stays light (no torch) for the CLI's --version and completion.
 
 from pipeline.version import __version__
 
-API = ("stylize", "texture", "invert", "dream", "run_dataset", "open_run")
+API = ("stylize", "texture", "invert", "dream", "run_dataset", "run_task", "open_run", "status", "verify",
+       "report", "export")
 
 
 def __getattr__(name: str):

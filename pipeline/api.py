@@ -1,6 +1,7 @@
-"""The Python API: what the `nst` commands do, for notebooks, scripts and other pipelines.
+"""The Python API, for notebooks, scripts and other pipelines: one image, a dataset run, and what
+can be asked of a run folder (status, verify, report, export, its outputs).
 
-The CLI only parses options and prints; everything it does is a function here.
+The `nst` commands call the same packages (tasks/registry.py, run/, report/) directly.
 
 Settings are config keys (README, "Parameters") given as keyword arguments, plus
 `preset` (a bundled preset name or a YAML file; each function has its command's
@@ -22,25 +23,13 @@ from typing import Iterator, Sequence, Union
 
 from PIL import Image
 
+from pipeline.engine.device import resolve_device as pick_device
 from pipeline.errors import BadInput
 
 ImageLike = Union[str, os.PathLike, Image.Image]
 
 
 # ------------------------------------------------------------------ helpers
-
-def pick_device(device: str = "auto") -> str:
-    """'auto' -> cuda when available, else cpu; refuses an unusable device in one line."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"device {device!r} requested but CUDA is not available")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise BadInput(f"unknown device {device!r} (cpu, cuda, cuda:N or auto)")
-    return device
-
 
 def config_for(cls, settings: dict):
     """The validated config of `cls` from API keyword settings (`preset` picks the base)."""
@@ -74,7 +63,7 @@ def _prepare(cfg, device: str, threads: int | None, deterministic: bool):
     """Device, CPU threads and seed for one in-process optimisation; returns (device, backbone)."""
     import torch
 
-    from pipeline.run.threads import resolve_threads
+    from pipeline.run.execute.threads import resolve_threads
 
     device = pick_device(device)
     if device == "cpu":
@@ -220,6 +209,7 @@ def run_dataset(data: str | os.PathLike, styles: Sequence[str | os.PathLike] | s
     run options (devices, device, shard_size, threads, deterministic, overwrite, retry_failed,
     progress, ...) and config settings."""
     from pipeline.config import StyleConfig
+    from pipeline.tasks.registry import stylize_task
 
     run_opts, settings = _split_options(StyleConfig, options)
     cfg = config_for(StyleConfig, settings)
@@ -228,30 +218,9 @@ def run_dataset(data: str | os.PathLike, styles: Sequence[str | os.PathLike] | s
     return run_task(task, Path(out), **run_opts)
 
 
-def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLike], assign: str = "one",
-                 shard_order: str = "size", device: str = "auto", styles_per_image: int = 1,
-                 label_from: str | None = None, key_from: str | None = None):
-    """The dataset Task of `nst stylize`. With upscale, every image is optimised at `size`: a size
-    the device cannot hold is refused here, before any work (without upscale, the images' own sizes
-    bound it and the runner's out-of-memory fallback handles what does not fit)."""
-    from pipeline.io.reader import read_data, read_styles
-    from pipeline.models.backbones import backbone_spec
-    from pipeline.tasks.stylize import PlanOptions, StylizeTask
-
-    rows = read_data(data if isinstance(data, str) else Path(data), label_from)
-    style_files = read_styles([Path(s) for s in styles]) if styles else []
-    if cfg.upscale:  # asks the device for its memory: the one planning step that needs torch
-        from pipeline.engine.batching import check_fits
-
-        batch = 1 if cfg.batch_size == "auto" else cfg.batch_size
-        check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], (cfg.size, cfg.size),
-                   cfg.precision, cfg.lbfgs_history, batch, pick_device(device))
-    return StylizeTask(cfg, rows, style_files, assign, shard_order, PlanOptions(assign, styles_per_image, key_from))
-
-
 def run_options(out: str | os.PathLike, **options):
     """The RunOptions of a dataset run; an unknown option name is refused like an unknown config key."""
-    from pipeline.run.options import RunOptions
+    from pipeline.run.execute.options import RunOptions
     from pipeline.schema import unknown_key
 
     names = {f.name for f in dataclasses.fields(RunOptions)}
@@ -264,9 +233,9 @@ def run_options(out: str | os.PathLike, **options):
 def run_task(task, out: str | os.PathLike, **options) -> dict:
     """Run (or resume) any method's Task into `out`: the summary `nst status --json` prints, plus
     `exit_status` (0 done, 3 some samples failed, 75 stopped early: run again to resume)."""
-    from pipeline.run.plan import load_run
-    from pipeline.run.runner import execute
-    from pipeline.run.status import summarize
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.execute.runner import execute
+    from pipeline.run.views.status import summarize
 
     opts = run_options(out, **options)
     code = execute(task, opts)
@@ -276,7 +245,7 @@ def run_task(task, out: str | os.PathLike, **options) -> dict:
 def _split_options(cls, options: dict) -> tuple[dict, dict]:
     """(run options, config settings) of run_dataset's keyword arguments; a name that is
     neither is refused with the closest of both as a suggestion."""
-    from pipeline.run.options import RunOptions
+    from pipeline.run.execute.options import RunOptions
     from pipeline.schema import unknown_key
 
     run_names = {f.name for f in dataclasses.fields(RunOptions)} - {"out"}
@@ -292,159 +261,40 @@ def open_run(out: str | os.PathLike, include_failed: bool = False) -> Iterator[t
     """(image, metadata) of every finished sample of the run in `out`, in key order; metadata is
     what the sample recorded (its json member). With include_failed, a failed sample comes as
     (None, its manifest row: status and error)."""
-    from pipeline.run.samples import iter_samples
+    from pipeline.run.views.outputs import iter_samples
 
     return iter_samples(out, include_failed)
 
 
-# ------------------------------------------------------------------ `nst one`
+# ------------------------------------------------------------ a run folder
 
-def stylize_to_file(cfg, content: Path, styles: list[Path], output: Path, save_every: int = 0,
-                    device: str = "auto", threads: int | None = None, deterministic: bool = False) -> dict:
-    """`nst one`: the image written to `output`, its record (config, losses, timing) next to it as JSON,
-    and an intermediate image every `save_every` evaluations."""
-    from pipeline.io.atomic import atomic_write_text, make_dir
-    from pipeline.io.images import save_image
+def status(out: str | os.PathLike) -> dict:
+    """Where the run in `out` stands, as `nst status --json` prints it: counts, shards, rate, ETA, errors."""
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.views.status import summarize
 
-    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-        raise BadInput(f"output must end in .png, .jpg or .webp, got {str(output)!r}")
-    if save_every < 0:
-        raise BadInput(f"--save-every must be >= 0, got {save_every}")
-
-    written: list[Path] = []  # removed again if the run is cut short (Ctrl-C, an error): no partial output
-
-    def on_snapshot(done, image):
-        snap = output.with_name(f"{output.stem}.{done:05d}{output.suffix}")
-        written.append(snap)
-        save_image(image, snap)
-
-    try:
-        start = time.perf_counter()
-        device = pick_device(device)
-        image, result, backbone = stylize_image(cfg, content, styles, device, threads, deterministic, True,
-                                                on_snapshot if save_every else None, save_every,
-                                                before_work=lambda: make_dir(output.parent))
-        record = {
-            "content": str(content),
-            "styles": [str(p) for p in styles],
-            "output": str(output),
-            "config": cfg.to_dict(),
-            "losses": result.losses[0],
-            "evaluations": result.evaluations,
-            "seconds": round(time.perf_counter() - start, 3),
-            "size": list(image.size),
-            "device": device,
-            "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
-            "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
-        }
-        written += [output, output.with_suffix(".json")]
-        save_image(image, output)
-        atomic_write_text(output.with_suffix(".json"), json.dumps(record, indent=2))
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    return record
+    return summarize(load_run(Path(out)))
 
 
-# ------------------------------------------------------- what the commands call
+def verify(out: str | os.PathLike) -> list[str]:
+    """The problems `nst verify` finds in the run in `out` (empty: complete and self-consistent)."""
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.views.verify import verify_run
 
-CONFIG_CLASSES = {  # method -> (module, class) of its config
-    "stylize": ("pipeline.config", "StyleConfig"), "texture": ("pipeline.methods.texture", "TextureConfig"),
-    "invert": ("pipeline.methods.invert", "InvertConfig"), "dream": ("pipeline.methods.dream", "DreamConfig"),
-    "visualize": ("pipeline.methods.visualize", "VisualizeConfig"),
-    "imagine": ("pipeline.methods.imagine", "ImagineConfig")}
-METHODS = tuple(CONFIG_CLASSES)
+    return verify_run(load_run(Path(out)))
 
 
-def method_config(method: str, preset: str, overrides: dict | None = None, sets=()):
-    """A method's validated config: its defaults < preset < overrides (None values ignored) < --set."""
-    import importlib
+def report(out: str | os.PathLike, to: str | os.PathLike | None = None, samples: int = 24, seed: int = 0) -> Path:
+    """Write the run's HTML report (`nst report`) into `to` (default OUT/report); returns index.html's path."""
+    from pipeline.report.build import ReportOptions, make_report
 
-    from pipeline.config import build_config
-
-    if method not in CONFIG_CLASSES:
-        raise BadInput(f"unknown method {method!r} (choose from {', '.join(CONFIG_CLASSES)})")
-    module, name = CONFIG_CLASSES[method]
-    cls = getattr(importlib.import_module(module), name)  # only this method's module: planning stays light
-    return build_config(cls, preset=preset, sets=list(sets), overrides=overrides or {})
+    return make_report(ReportOptions(run=Path(out), out=None if to is None else Path(to), samples=samples,
+                                     seed=seed)).index
 
 
-def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: str = "one",
-                shard_order: str = "size", device: str = "auto", styles_per_image: int = 1,
-                label_from: str | None = None, key_from: str | None = None):
-    """The dataset Task of `method` over DATA (a directory, .txt, .csv, .jsonl or webdataset tars)
-    and/or style images."""
-    from pipeline.io.reader import read_data, read_styles
+def export(out: str | os.PathLike, to: str | os.PathLike, fmt: str = "folder", progress: bool = True) -> tuple[int, int]:
+    """A finished run's images as a folder tree mirroring the inputs (`nst export`); (written, already there)."""
+    from pipeline.run.views.export import export_run
 
-    if method == "stylize":
-        return stylize_task(cfg, data, list(styles), assign, shard_order, device, styles_per_image, label_from,
-                            key_from)
-    if method == "texture":
-        from pipeline.tasks.texture import TextureTask
+    return export_run(Path(out), Path(to), fmt, progress)
 
-        return TextureTask(cfg, read_styles(styles))
-    if method == "imagine":  # no input files: the plan lists the classes or channels
-        from pipeline.tasks.imagine import ImagineTask
-
-        return ImagineTask(cfg)
-    from pipeline.tasks.dream import DreamTask
-    from pipeline.tasks.invert import InvertTask
-    from pipeline.tasks.visualize import VisualizeTask
-
-    return {"invert": InvertTask, "dream": DreamTask, "visualize": VisualizeTask}[method](cfg, read_data(data))
-
-
-def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False, hash_inputs: bool = False):
-    """Write (or check) OUT/run.json and its per-shard sample files for `task` without running it."""
-    from pipeline.run.plan import open_run as open_plan
-
-    return open_plan(out, task, shard_size, overwrite=overwrite, hash_inputs=hash_inputs)
-
-
-def export_dataset(out: Path, to: Path, fmt: str = "folder", show_progress: bool = True) -> tuple[int, int]:
-    """`nst export`: a finished run's images as a folder tree mirroring the inputs; (written, already there)."""
-    from pipeline.errors import BadInput
-    from pipeline.run.export import FORMATS, export_folder
-    from pipeline.run.plan import load_run
-
-    if fmt not in FORMATS:
-        raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    return export_folder(load_run(out), to, show_progress)
-
-
-def estimate_cost(plan, task, device: str = "auto"):
-    """The cost of `plan`'s pending samples on `device` (auto: cuda if present): an Estimate whose
-    working sizes come from the task's `batch_key` (the image headers) where it has one."""
-    from pipeline.run.estimate import estimate, gpu_present
-
-    kind = ("cuda" if gpu_present() else "cpu") if device == "auto" else \
-        ("cuda" if device.startswith("cuda") else "cpu")
-
-    def working_size(sample):
-        key = task.batch_key(sample)
-        return tuple(key[0]) if key else None
-
-    return estimate(plan, kind, working_size)
-
-
-def execute_run(task, opts) -> int:
-    """Run (or resume) `task` with RunOptions `opts` on the shared runner; returns the exit status."""
-    from pipeline.run.runner import execute
-
-    return execute(task, opts)
-
-
-def visualize_reduce(out: Path, cfg, device: str, show_progress: bool = True) -> list[Path]:
-    """`nst visualize`'s reduce step: merge the per-shard top-9 in OUT and draw the grids."""
-    from pipeline.tasks.visualize_reduce import reduce_and_draw
-
-    return reduce_and_draw(out, cfg, device, show_progress=show_progress)
-
-
-def run_one(content: Path, styles: list[Path], output: Path, preset: str, size, iterations, seed,
-            sets: list[str], save_every: int, device: str, threads: int | None = None,
-            deterministic: bool = False) -> dict:
-    """`nst one`: the config from the command's options, then `stylize_to_file`."""
-    cfg = method_config("stylize", preset, {"size": size, "iterations": iterations, "seed": seed}, sets)
-    return stylize_to_file(cfg, content, styles, output, save_every, device, threads, deterministic)

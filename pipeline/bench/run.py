@@ -34,6 +34,7 @@ from pipeline.engine.loop import RenderOptions, evaluate, logging_step, render
 from pipeline.engine.objectives import gram
 from pipeline.engine.optim import make_optimizer
 from pipeline.engine.precision import resolve_precision
+from pipeline.engine.device import resolve_device
 from pipeline.errors import BadInput
 from pipeline.models.layers import layer_sequence
 from pipeline.models.preprocess import Preprocess
@@ -75,11 +76,7 @@ class BenchOptions:
     command: str = ""
 
     def __post_init__(self):
-        dev = self.device
-        if dev not in ("cpu", "cuda") and not dev.startswith("cuda:"):
-            raise BadInput(f"device must be cpu or cuda, got {dev!r}")
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise BadInput(f"device {dev!r} requested but CUDA is not available")
+        self.device = resolve_device(self.device)
         for name, value in (("size", self.size), ("iterations", self.iterations), ("history", self.history),
                             ("classic-evaluations", self.classic_evaluations), ("check-every", self.check_every)):
             if value is not None and value <= 0:

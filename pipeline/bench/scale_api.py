@@ -11,17 +11,17 @@ def first_shards(out: str, data: str, style: str, shard_order: str, shards: int 
     another; ([{samples, ok, seconds} per shard], torch threads)."""
     import torch
 
-    from pipeline import api
-    from pipeline.run.plan import open_run
-    from pipeline.run.threads import resolve_threads
-    from pipeline.run.options import RunOptions
-    from pipeline.run.worker import Worker
+    from pipeline.tasks.registry import method_config, method_task
+    from pipeline.run.folder.plan import plan_run
+    from pipeline.run.execute.threads import resolve_threads
+    from pipeline.run.execute.options import RunOptions
+    from pipeline.run.execute.worker import Worker
 
     torch.set_num_threads(resolve_threads(None))  # a worker's default, as the runner sets it
 
-    cfg = api.method_config("stylize", "default", {"size": 16, "iterations": 1, "seed": None}, [])
-    task = api.method_task("stylize", cfg, data=data, styles=[style], shard_order=shard_order)
-    plan = open_run(out, task, 1000)  # as `nst stylize` opens it: re-checks the inputs
+    cfg = method_config("stylize", "default", {"size": 16, "iterations": 1, "seed": None}, [])
+    task = method_task("stylize", cfg, data=data, styles=[style], shard_order=shard_order)
+    plan = plan_run(out, task, 1000)  # as `nst stylize` opens it: re-checks the inputs
     worker = Worker(plan, task, RunOptions(out=plan.root, progress=False))
     worker._ensure_ready()
     measured = []

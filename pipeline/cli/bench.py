@@ -15,7 +15,7 @@ from pipeline.cli.app import app
 def bench(ctx: typer.Context):
     """The classic run (the quality bar) against the production path: evaluations and time to quality."""
     from pipeline.bench.cli import main
-    from pipeline.run.signals import Stopped, install_stop_signals
+    from pipeline.run.execute.signals import Stopped, install_stop_signals
 
     install_stop_signals(raise_at_once=True)  # nothing to finish: a stop ends the measurement, saves nothing
     try:

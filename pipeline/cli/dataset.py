@@ -11,7 +11,7 @@ import typer
 from pipeline.cli.app import app, fail
 from pipeline.cli.run_options import run_command
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED, BadInput, NSTError
-from pipeline.run.options import RunOptions
+from pipeline.run.execute.options import RunOptions
 
 
 @app.command()
@@ -40,20 +40,22 @@ def stylize(
     run: RunOptions = None,
 ):
     """Stylize every image of DATA into webdataset tar shards with manifests (resumable)."""
-    from pipeline import api
+    from pipeline.run.execute.runner import execute
+    from pipeline.run.folder.plan import plan_run
+    from pipeline.run.views.estimate import estimate_cost
+    from pipeline.tasks.registry import method_config, method_task
 
     try:
-        cfg = api.method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
-        task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order,
+        cfg = method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
+        task = method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order,
                                device=run.device, styles_per_image=styles_per_image, label_from=label_from,
                                key_from=key_from)
         if plan_only:
-            plan = api.plan_dataset(task, run.out, run.shard_size, overwrite=run.overwrite,
-                                    hash_inputs=run.hash_inputs)
+            plan = plan_run(run.out, task, run.shard_size, overwrite=run.overwrite, hash_inputs=run.hash_inputs)
             typer.echo(f"nst: run plan {plan.root / 'run.json'}: {plan.total} samples in {len(plan.shards)} shards")
-            typer.echo("\n".join(api.estimate_cost(plan, task, run.device).lines()))
+            typer.echo("\n".join(estimate_cost(plan, task, run.device).lines()))
             raise typer.Exit(EXIT_OK)
-        code = api.execute_run(task, run)
+        code = execute(task, run)
     except NSTError as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -69,12 +71,12 @@ def status(
     interval: float = typer.Option(2.0, help="Seconds between refreshes with --watch"),
 ):
     """Where a run stands: counts, shards, rate, ETA, most frequent errors."""
-    from pipeline.run.plan import load_run
-    from pipeline.run.status import format_table, summarize
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.views.status import format_table, summarize
 
     try:
         if watch:
-            from pipeline.run.watch import watch_until_complete
+            from pipeline.run.views.watch import watch_until_complete
 
             if interval <= 0:
                 raise BadInput(f"--interval must be > 0 seconds, got {interval}")
@@ -94,8 +96,8 @@ def verify(
     out: Path = typer.Argument(..., help="Run directory"),
 ):
     """Check every shard against its commit record, keys, and one manifest row per planned sample."""
-    from pipeline.run.plan import load_run
-    from pipeline.run.verify import verify_run
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.views.verify import verify_run
 
     try:
         plan = load_run(out)
@@ -119,10 +121,10 @@ def export(
     progress: bool = typer.Option(True, help="Show a progress bar"),
 ):
     """Write a finished run's images as a folder tree that mirrors the inputs' relative paths."""
-    from pipeline import api
+    from pipeline.run.views.export import export_run
 
     try:
-        written, skipped = api.export_dataset(out, to, format, progress)
+        written, skipped = export_run(out, to, format, progress)
     except NSTError as exc:
         fail(exc)
     typer.echo(f"nst export: {written} images written, {skipped} already there, in {to}")

@@ -14,7 +14,7 @@ import typer
 from pipeline.cli.app import app, fail
 from pipeline.cli.run_options import run_command
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, NSTError
-from pipeline.run.options import RunOptions
+from pipeline.run.execute.options import RunOptions
 
 SET = typer.Option([], "--set", help="Override any config key: key=value")
 SIZE = typer.Option(None, help="Longest side of the input (texture: of the source) in pixels")
@@ -26,15 +26,16 @@ DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.
 def _run_method(method: str, params: dict, overrides: dict | None = None, then=None) -> None:
     """Build `method`'s config and Task from a command's parameters, run it on the shared runner (which
     prints the run's final line), then then(task, code); NSTError -> one line + its exit code."""
-    from pipeline import api
+    from pipeline.run.execute.runner import execute
+    from pipeline.tasks.registry import method_config, method_task
 
     run: RunOptions = params["run"]
     try:
-        cfg = api.method_config(method, params["config"], {"size": params["size"], "iterations": params["iterations"],
+        cfg = method_config(method, params["config"], {"size": params["size"], "iterations": params["iterations"],
                                                            "seed": params["seed"], **(overrides or {})},
                                 params["set_"])
-        task = api.method_task(method, cfg, data=params.get("data"), styles=params.get("style") or ())
-        code = api.execute_run(task, run)
+        task = method_task(method, cfg, data=params.get("data"), styles=params.get("style") or ())
+        code = execute(task, run)
         if then is not None:
             then(task, code)
     except NSTError as exc:
@@ -101,15 +102,15 @@ def _visualize_reduce(params: dict):
     """Rank 0 merges the per-shard maxima and draws the grids once the map step is done."""
     from pytorch_lightning.utilities import rank_zero_only
 
-    from pipeline import api
-    from pipeline.api import pick_device
+    from pipeline.engine.device import resolve_device
+    from pipeline.tasks.visualize_reduce import reduce_and_draw
 
     out, device, progress = params["run"].out, params["run"].device, params["run"].progress
 
     def reduce(task, code):
         if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
-            written = api.visualize_reduce(out, task.cfg, pick_device("cuda" if device.startswith("cuda") else device),
-                                           show_progress=progress)
+            written = reduce_and_draw(out, task.cfg, resolve_device("cuda" if device.startswith("cuda") else device),
+                                      show_progress=progress)
             typer.echo(f"nst visualize: {out / 'visualize' / 'topk.json'}, "
                        + ", ".join(str(p) for p in written), err=True)
 

@@ -2,7 +2,7 @@
 
 `@run_command` gives a command function one Typer option per RunOptions field (its flag, default and
 help come from the field) and hands the function one validated RunOptions as `run`. So a new run
-option reaches every dataset command by one declaration in run/options.py.
+option reaches every dataset command by one declaration in run/execute/options.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 
 from pipeline.cli.app import fail
 from pipeline.errors import NSTError
-from pipeline.run.options import RunOptions
+from pipeline.run.execute.options import RunOptions
 
 
 def _cli_fields() -> list[dataclasses.Field]:

@@ -96,8 +96,9 @@ def _run_stylize(argv: list[str]) -> int:
 @app.command("slurm-worker", hidden=True)
 def slurm_worker(out: Path = typer.Argument(..., help="Run directory written by nst submit")):
     """Inside a job: be one worker of the run (array task or srun rank), requeue on preemption."""
-    from pipeline.slurm import env as slurm_env, requeue as slurm
-    from pipeline.run.stop import stop_requested
+    from pipeline import slurm_env
+    from pipeline.slurm import requeue as slurm
+    from pipeline.run.execute.stop import stop_requested
 
     slurm.install_signal_handlers()
     try:
@@ -129,8 +130,8 @@ def slurm_requeue(out: Path = typer.Argument(..., help="Run directory")):
 
 
 def _run_complete(out: Path) -> bool:
-    from pipeline.run.plan import load_run
-    from pipeline.run.status import summarize
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.views.status import summarize
 
     try:
         return bool(summarize(load_run(out))["complete"])

@@ -1,7 +1,7 @@
 """The multi-resolution schedule (`coarse_stages`): how many evaluations run at which size.
 
 A leaf module, so the run that executes the schedule (methods/stylize.py), the benchmark
-and the cost estimate (run/estimate.py) all read one plan.
+and the cost estimate (run/views/estimate.py) all read one plan.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from pipeline.report.sample import sample_rows
 from pipeline.report.thumbs import TarMembers, copy_file, sample_output, sample_record, thumb_from_bytes, \
     thumb_from_file
 from pipeline.run.task import OK
-from pipeline.run.options import LEASE_TTL
+from pipeline.run.execute.options import LEASE_TTL
 
 CONFIG_SUMMARY_KEYS = ("size", "iterations", "optimizer", "init", "pooling", "precision", "network",
                        "content_layer", "invert_layers", "dream_layers", "vis_layers", "output_format")

@@ -15,12 +15,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.run.launches import read_launches
-from pipeline.run.plan import RunPlan, load_run
-from pipeline.run.shard_state import ShardState, collect, shard_rows
-from pipeline.run.status import throughput
+from pipeline.run.folder.launches import read_launches
+from pipeline.run.folder.plan import RunPlan, load_run
+from pipeline.run.views.shard_state import ShardState, collect, shard_rows
+from pipeline.run.views.status import throughput
 from pipeline.run.task import OK
-from pipeline.run.options import LEASE_TTL
+from pipeline.run.execute.options import LEASE_TTL
 
 
 def planned_total(plan: RunPlan) -> int:

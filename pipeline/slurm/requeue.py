@@ -34,8 +34,8 @@ from pathlib import Path
 
 from pipeline.errors import EXIT_PREEMPTED, EXIT_REQUEUE_LIMIT
 from pipeline.io.atomic import atomic_write_text
-from pipeline.run.stop import request_stop
-from pipeline.slurm.env import SlurmTask
+from pipeline.run.execute.stop import request_stop
+from pipeline.slurm_env import SlurmTask
 
 DEFAULT_GRACE_S = 120  # the `@grace` of `--signal=USR2@grace` when the job does not say (NST_SLURM_GRACE)
 DEFAULT_MAX_TIMEOUT_REQUEUES = 3  # NST_SLURM_MAX_TIMEOUT_REQUEUES
@@ -53,7 +53,7 @@ def _on_signal(signum, _frame) -> None:
 
 def install_signal_handlers(signals=(signal.SIGUSR2, signal.SIGTERM)) -> None:
     """USR2 and TERM set the stop flag; the worker loop does the rest between samples."""
-    from pipeline.run.signals import mark_external
+    from pipeline.run.execute.signals import mark_external
 
     mark_external()  # the dataset runner keeps these handlers (exit 75, requeue) instead of Ctrl-C's
     for sig in signals:
@@ -162,8 +162,8 @@ def read_history(run_dir: Path, task: SlurmTask) -> dict:
 
 def finished_samples(run_dir: Path) -> int:
     """Samples of the run with a final row (ok or failed), from the run's own files."""
-    from pipeline.run.plan import load_run
-    from pipeline.run.status import summarize
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.views.status import summarize
 
     summary = summarize(load_run(Path(run_dir)))
     return int(summary["ok"]) + int(summary["failed"])

@@ -22,7 +22,7 @@ from pipeline.io.images import encode_image, to_tensor
 from pipeline.io.shards import commit_holds
 from pipeline.methods.deconv import forward_with_switches, project_down
 from pipeline.methods.visualize import TopK, VisualizeConfig, draw_grid, merge_topk, patch_pair, projection_image
-from pipeline.run.plan import RunPlan, load_run
+from pipeline.run.folder.plan import RunPlan, load_run
 from pipeline.tasks.base import MethodTask
 from pipeline.tasks.visualize import MAXIMA
 

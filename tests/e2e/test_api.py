@@ -85,3 +85,10 @@ def test_run_dataset_and_open_run_with_failures(tmp_path):
     with_failed = list(nst.open_run(tmp_path / "run", include_failed=True))
     assert len(with_failed) == 4 and with_failed[3][0] is None
     assert with_failed[3][1]["status"] == "failed_decode" and "3.png" in with_failed[3][1]["error"]
+    # the run folder's views, as the commands show them
+    assert nst.status(tmp_path / "run")["failed"] == 1 and nst.verify(tmp_path / "run") == []
+    index = nst.report(tmp_path / "run")
+    assert index == tmp_path / "run" / "report" / "index.html" and "failed_decode" in index.read_text()
+    written, skipped = nst.export(tmp_path / "run", tmp_path / "tree", progress=False)
+    assert (written, skipped) == (3, 0) and sorted(p.name for p in (tmp_path / "tree").rglob("*.png")) == [
+        "0.png", "1.png", "2.png"]

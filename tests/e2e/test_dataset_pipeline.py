@@ -64,7 +64,7 @@ def test_two_workers_corrupt_input_is_one_failed_row(dataset, two_worker_run):
         assert meta["key"] == key and meta["iterations"] > 0 and meta["params"]["size"] == 32
         assert meta["batch"] == (2 if key in ("00000002", "00000003") else 1)
     # plan order: sorted relative paths, recursive, extensions case-insensitive
-    from pipeline.run.plan import load_run
+    from pipeline.run.folder.plan import load_run
 
     assert [s.rel for s in sorted(load_run(out).iter_samples(), key=lambda s: s.index)] == [
         "a0.png", "a1.png", "a2.png", "sub/b0.PNG", "sub/b1.PNG", "sub/broken.jpg"]
@@ -248,7 +248,7 @@ def test_shards_group_same_size_images(tmp_path):
     grouped = tmp_path / "grouped"
     r = nst("stylize", data, "--out", grouped, *args)
     assert r.returncode == EXIT_OK, r.stderr[-3000:]
-    from pipeline.run.plan import load_run
+    from pipeline.run.folder.plan import load_run
 
     def shard_indices(out):
         plan = load_run(out)

@@ -12,9 +12,9 @@ from PIL import Image
 from dataset_util import ENV, NST, TINY, FileTask, manifest_rows, nst, picture, pictures_and_style, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED
 from pipeline.io.images import encode_image, load_image
-from pipeline.run import stop
-from pipeline.run.options import RunOptions
-from pipeline.run.runner import execute
+from pipeline.run.execute import stop
+from pipeline.run.execute.options import RunOptions
+from pipeline.run.execute.runner import execute
 from pipeline.run.task import SampleResult, Task, failed
 
 

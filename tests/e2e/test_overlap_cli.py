@@ -11,11 +11,11 @@ from PIL import Image
 from dataset_util import manifest_rows, nst, tar_samples
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED
 from pipeline.io.shards import read_journal
-from pipeline.run import stop
-from pipeline.run.plan import open_run
-from pipeline.run.options import RunOptions
-from pipeline.run.runner import execute
-from pipeline.run.worker import Worker
+from pipeline.run.execute import stop
+from pipeline.run.folder.plan import plan_run
+from pipeline.run.execute.options import RunOptions
+from pipeline.run.execute.runner import execute
+from pipeline.run.execute.worker import Worker
 from tests.unit.run.test_overlap import Reencode, _files, _threads, dataset  # noqa: F401 (dataset: a fixture)
 
 
@@ -92,7 +92,7 @@ def test_stop_and_interrupt_keep_finished_work_and_resume_completes(tmp_path):
 
     # a KeyboardInterrupt inside the next batch: the worker's threads are joined, nothing written twice
     second = Reencode(files, interrupt_at=5)
-    worker = Worker(open_run(out, second, 7), second, RunOptions(out=out, progress=False, lease_ttl=60))
+    worker = Worker(plan_run(out, second, 7), second, RunOptions(out=out, progress=False, lease_ttl=60))
     try:
         with pytest.raises(KeyboardInterrupt):
             for shard in worker.shard_order():

@@ -48,14 +48,14 @@ def test_changed_input_is_detected_on_resume_and_by_the_worker(tmp_path):
     assert nst("stylize", data, "--style", style, "--out", out2, *TINY, "--plan-only").returncode == EXIT_OK
     from pipeline.config import build_config
     from pipeline.io.reader import read_data
-    from pipeline.run.plan import open_run
-    from pipeline.run.options import RunOptions
-    from pipeline.run.worker import Worker
+    from pipeline.run.folder.plan import plan_run
+    from pipeline.run.execute.options import RunOptions
+    from pipeline.run.execute.worker import Worker
     from pipeline.tasks.stylize import StylizeTask
 
     cfg = build_config(preset="default", overrides={"size": 32, "iterations": 6, "seed": None}, sets=[])
     task = StylizeTask(cfg, read_data(data), [str(style)])
-    plan = open_run(out2, task, 1000)
+    plan = plan_run(out2, task, 1000)
     picture(data / "p2.png", seed=8)
     Worker(plan, task, RunOptions(out=plan.root, progress=False)).drain()
     got = {r["source"]: r for r in manifest_rows(out2)}
@@ -93,9 +93,10 @@ def test_status_reads_no_rows_of_committed_shards(tmp_path):
     data, style, out = pictures_and_style(tmp_path, 12, "p", style_seed=99)
     r = nst("stylize", data, "--style", style, "--out", out, *TINY, "--shard-size", "1")
     assert r.returncode == EXIT_OK, r.stderr[-2000:]
-    from pipeline.run import sample_files, shard_state
-    from pipeline.run.plan import load_run
-    from pipeline.run.status import summarize
+    from pipeline.run.folder import plan_samples as sample_files
+    from pipeline.run.views import shard_state
+    from pipeline.run.folder.plan import load_run
+    from pipeline.run.views.status import summarize
 
     sample_files.READS.clear()
     shard_state.MANIFEST_READS.clear()

@@ -131,7 +131,7 @@ def assert_complete_exactly_once(env, out: Path) -> list[dict]:
     """nst verify passes; every planned sample is in the tars exactly once and ok in exactly one row."""
     res = run(env, NST, "verify", out)
     assert res.returncode == 0, res.stdout + res.stderr
-    from pipeline.run.plan import load_run
+    from pipeline.run.folder.plan import load_run
 
     planned = [s.key for s in load_run(out).iter_samples()]
     assert len(planned) == N_IMAGES

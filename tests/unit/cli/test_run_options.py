@@ -1,4 +1,4 @@
-"""Every dataset command takes every run option, declared once in run/options.py."""
+"""Every dataset command takes every run option, declared once in run/execute/options.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import EXIT_BAD_INPUT
-from pipeline.run.options import RunOptions
+from pipeline.run.execute.options import RunOptions
 
 DATASET_COMMANDS = ["stylize", "texture", "invert", "dream", "visualize", "imagine"]
 RUN_FLAGS = [f.name for f in dataclasses.fields(RunOptions) if f.metadata.get("help")]

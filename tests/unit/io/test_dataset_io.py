@@ -16,7 +16,7 @@ from dataset_util import picture
 from pipeline.errors import BadInput
 from pipeline.io.reader import InputRow, read_data, read_styles
 from pipeline.io.shards import END_OF_ARCHIVE, ShardPaths, ShardWriter, commit_holds, read_journal
-from pipeline.run.leases import is_stale, read_lease, try_acquire
+from pipeline.run.folder.leases import is_stale, read_lease, try_acquire
 from pipeline.run.task import Planned, number, sample_seed
 from pipeline.tasks.stylize import assign_styles
 
@@ -197,7 +197,7 @@ def test_lease_is_exclusive_and_released(tmp_path):
 
 def test_lease_of_a_dead_process_or_old_heartbeat_is_taken_over(tmp_path):
     path = tmp_path / "s.lease"
-    code = ("import sys; from pathlib import Path; from pipeline.run.leases import try_acquire; "
+    code = ("import sys; from pathlib import Path; from pipeline.run.folder.leases import try_acquire; "
             "assert try_acquire(Path(sys.argv[1]), 'gone', ttl=60)")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
     assert is_stale(read_lease(path), ttl=60)  # holder pid no longer exists
@@ -213,7 +213,7 @@ def test_lease_of_a_dead_process_or_old_heartbeat_is_taken_over(tmp_path):
 
 
 def test_batches_sit_at_fixed_positions_in_the_shard():
-    from pipeline.run.worker import batches
+    from pipeline.run.execute.worker import batches
 
     samples = number([Planned(f"{i}.png") for i in range(10)], run_seed=0)
     shard = samples[4:10]  # a shard starting at global index 4
@@ -277,7 +277,7 @@ def test_failure_classes(tmp_path):
 
 
 def test_throughput_counts_batches_from_their_start():
-    from pipeline.run.status import throughput
+    from pipeline.run.views.status import throughput
 
     batch = [(1010.0 + i * 1e-3, 1000.0, 1) for i in range(8)]  # (finished, started, samples): 8 in 10 s
     assert abs(throughput(batch, now=1020.0) - 8 / 10.008 * 3600) < 1

@@ -3,7 +3,7 @@ sides of the rate: the run's finished rows and a benchmark record's production r
 
 import json
 
-from pipeline.run.estimate import benchmark_rate, measured_rate
+from pipeline.run.views.estimate import benchmark_rate, measured_rate
 
 STAGES = [[0.25, 0.3], [0.5, 0.2]]  # the default preset's schedule
 

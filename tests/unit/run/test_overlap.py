@@ -18,12 +18,12 @@ from dataset_util import FileTask, manifest_rows, picture, tar_samples
 from pipeline.errors import EXIT_SAMPLES_FAILED
 from pipeline.io.images import encode_image, load_image
 from pipeline.io.shards import read_journal
-from pipeline.run import stop
-from pipeline.run.plan import open_run
-from pipeline.run.options import RunOptions
-from pipeline.run.runner import execute
+from pipeline.run.execute import stop
+from pipeline.run.folder.plan import plan_run
+from pipeline.run.execute.options import RunOptions
+from pipeline.run.execute.runner import execute
 from pipeline.run.task import SampleResult, Task, failed
-from pipeline.run.worker import Worker
+from pipeline.run.execute.worker import Worker
 
 
 
@@ -144,7 +144,7 @@ def test_writer_error_surfaces_and_threads_are_joined(tmp_path):
     it is re-raised on the compute thread; samples before it stay durable."""
     files = _files(tmp_path, 5)
     task = Reencode(files, bad_member=3)
-    plan = open_run(tmp_path / "run", task, 5)
+    plan = plan_run(tmp_path / "run", task, 5)
     worker = Worker(plan, task, RunOptions(out=plan.root, progress=False, lease_ttl=60))
     try:
         with pytest.raises(ValueError, match="longer than 100 bytes"):

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from pipeline.slurm import env as slurm_env, requeue as slurm
-from pipeline.run.stop import reset, stop_reason, stop_requested
+from pipeline import slurm_env
+from pipeline.slurm import requeue as slurm
+from pipeline.run.execute.stop import reset, stop_reason, stop_requested
 
 @pytest.mark.parametrize("text,seconds", [("30", 1800), ("2:30", 150), ("1:00:00", 3600),
                                           ("1-02:03:04", 93784), ("2-12", 216000), ("1-00:30", 88200),

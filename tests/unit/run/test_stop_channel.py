@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pipeline.errors import EXIT_DISK_FULL, EXIT_PREEMPTED, EXIT_SIGINT, EXIT_SIGTERM
-from pipeline.run import stop
+from pipeline.run.execute import stop
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def _in_child(code: str) -> subprocess.CompletedProcess:
 def test_a_stop_in_one_rank_stops_the_others_and_its_message_wins():
     assert stop.open_channel() is True and stop.open_channel() is False  # a started rank does not own it
     assert not stop.stop_requested()
-    res = _in_child("from pipeline.run import stop; "
+    res = _in_child("from pipeline.run.execute import stop; "
                     "stop.request_stop('output error', 6, 'no space left on device writing /x'); "
                     "print(stop.open_channel())")
     assert res.returncode == 0 and res.stdout.strip() == "False", res.stderr
@@ -48,7 +48,7 @@ def test_child_sees_rank_zeros_signal_and_no_channel_is_left_behind():
     stop.open_channel()
     path = os.environ[stop.CHANNEL_ENV]
     stop.request_stop("SIGTERM", EXIT_SIGTERM)
-    res = _in_child("from pipeline.run import stop; c = stop.stop_cause(); "
+    res = _in_child("from pipeline.run.execute import stop; c = stop.stop_cause(); "
                     "print(stop.stop_requested(), c.name, c.exit_code)")
     assert res.stdout.split() == ["True", "SIGTERM", str(EXIT_SIGTERM)], res.stderr
     stop.close_channel()
@@ -63,7 +63,7 @@ def test_slurm_stop_keeps_its_name_and_status():
 def test_first_signal_asks_to_stop_second_one_kills():
     """In a real child: the first SIGINT only sets the flag (the loop goes on to its next
     check), the second ends the process by the signal at once."""
-    code = ("import time; from pipeline.run import signals, stop; signals.install_stop_signals(); "
+    code = ("import time; from pipeline.run.execute import signals, stop; signals.install_stop_signals(); "
             "print('ready', flush=True)\n"
             "while not stop.stop_requested(): time.sleep(0.01)\n"
             "print('stopping', stop.stop_cause().exit_code, flush=True)\n"
@@ -79,7 +79,7 @@ def test_first_signal_asks_to_stop_second_one_kills():
 
 
 def test_stopped_is_raised_at_once_where_there_is_nothing_to_finish():
-    code = ("import os, signal, time; from pipeline.run import signals\n"
+    code = ("import os, signal, time; from pipeline.run.execute import signals\n"
             "signals.install_stop_signals(raise_at_once=True)\n"
             "try:\n"
             "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(30); print('not raised')\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pipeline.run.sample_files import read_samples
-from pipeline.run.stream_plan import FileSink, changed_inputs, plan_rows
+from pipeline.run.folder.plan_samples import read_samples
+from pipeline.run.folder.stream_plan import FileSink, changed_inputs, plan_rows
 
 
 def _rows(files, n=None):

@@ -1,6 +1,6 @@
 """Each shard's state, read only from the run's files: commit record, journal, lease.
 
-run/status.py sums it up and a worker's progress bar starts from `done_count`. A committed
+run/views/status.py sums it up and a worker's progress bar starts from `done_count`. A committed
 shard's rows are not read (its commit record carries its counts, errors and times). Reading never
 changes anything, so it is safe while workers run.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.io.shards import ShardPaths, commit_holds, latest_rows, read_journal, read_manifest
-from pipeline.run.leases import is_stale, read_lease
+from pipeline.run.folder.leases import is_stale, read_lease
 from pipeline.run.task import OK
-from pipeline.run.options import LEASE_TTL
+from pipeline.run.execute.options import LEASE_TTL
 
 if TYPE_CHECKING:  # plan.py reads shard states; a run-time import would close a circle
-    from pipeline.run.plan import RunPlan
+    from pipeline.run.folder.plan import RunPlan
 
 
 # rows read from committed shards' manifests: only commit records older than their

@@ -18,7 +18,7 @@ from pipeline.errors import BadInput, NSTError
 from pipeline.io.atomic import atomic_write_bytes
 from pipeline.io.shards import commit_holds, read_manifest
 from pipeline.progress import bar
-from pipeline.run.plan import RunPlan
+from pipeline.run.folder.plan import RunPlan
 
 FORMATS = ("folder",)
 
@@ -70,3 +70,13 @@ def export_folder(plan: RunPlan, to: Path, progress: bool = True) -> tuple[int, 
     finally:
         pbar.close()
     return written, skipped
+
+
+def export_run(out: Path, to: Path, fmt: str = "folder", show_progress: bool = True) -> tuple[int, int]:
+    """`nst export`: a finished run's images as a folder tree mirroring the inputs; (written, already there)."""
+    from pipeline.errors import BadInput
+    from pipeline.run.folder.plan import load_run
+
+    if fmt not in FORMATS:
+        raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return export_folder(load_run(out), to, show_progress)

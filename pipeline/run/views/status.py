@@ -13,11 +13,11 @@ from pathlib import Path
 
 from pipeline.io.atomic import atomic_write_text
 from pipeline.io.shards import commit_holds
-from pipeline.run.plan import RunPlan
-from pipeline.run.shard_state import collect
+from pipeline.run.folder.plan import RunPlan
+from pipeline.run.views.shard_state import collect
 from pipeline.run.task import OK
-from pipeline.slurm.env import worker_label
-from pipeline.run.options import LEASE_TTL
+from pipeline.slurm_env import worker_label
+from pipeline.run.execute.options import LEASE_TTL
 
 
 def throughput(times: list[tuple], now: float) -> float | None:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pipeline.io.oserrors import is_output_error, output_error
 from pipeline.io.shards import ShardWriter, commit_holds, remove_work_files
 from pipeline.progress import bar
-from pipeline.run.input_check import checked
-from pipeline.run.leases import HOST, Heartbeat, Lease, try_acquire
-from pipeline.run.overlap import BackgroundWriter, Prefetcher, overlap_allowed
-from pipeline.run.options import RunOptions
-from pipeline.run.plan import RunPlan
-from pipeline.run.stop import request_stop, stop_requested
+from pipeline.run.execute.input_check import checked
+from pipeline.run.folder.leases import HOST, Heartbeat, Lease, try_acquire
+from pipeline.run.execute.overlap import BackgroundWriter, Prefetcher, overlap_allowed
+from pipeline.run.execute.options import RunOptions
+from pipeline.run.folder.plan import RunPlan
+from pipeline.run.execute.stop import request_stop, stop_requested
 from pipeline.run.task import OK, Sample, SampleResult, Task, failed, resolve_members
 
 
@@ -139,7 +139,7 @@ class Worker:
 
     def _progress(self):
         if self._bar is None:
-            from pipeline.run.shard_state import done_count
+            from pipeline.run.views.shard_state import done_count
 
             done = done_count(self.plan)
             self._bar = bar(self.plan.total, desc=f"{self.task.name} rank {self.rank}",
@@ -225,7 +225,7 @@ class Worker:
             "styles": list(sample.styles), "seed": sample.seed, "status": result.status,
             "error": result.error or "", "outputs": outputs, "attempt": attempt,
             "worker": {"rank": self.rank, "host": HOST, "pid": os.getpid(), "device": self.device,
-                       "threads": _threads()},  # CPU outputs depend on it (run/threads.py)
+                       "threads": _threads()},  # CPU outputs depend on it (run/execute/threads.py)
             "started_at": round(started, 3), "finished_at": round(time.time(), 3),
         })
         if sample.extra:

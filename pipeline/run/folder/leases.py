@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeline.slurm.env import holder_info
+from pipeline.slurm_env import holder_info
 
 HOST = socket.gethostname()
 

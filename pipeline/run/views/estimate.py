@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from pipeline.methods.stages import pixel_evaluations
-from pipeline.run.plan import RunPlan
+from pipeline.run.folder.plan import RunPlan
 from pipeline.run.task import OK, Sample
 
 BENCH_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -97,7 +97,7 @@ class Estimate:
 
 def _done_rows(plan: RunPlan, states) -> Iterator[dict]:
     """The durable rows of the shards that have any, one shard at a time."""
-    from pipeline.run.shard_state import shard_rows
+    from pipeline.run.views.shard_state import shard_rows
 
     for st in states:
         if st.done:
@@ -152,7 +152,7 @@ def benchmark_rate(config: dict, device: str, results: Path = BENCH_RESULTS) -> 
 def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[int, int] | None],
              results: Path = BENCH_RESULTS) -> Estimate:
     """Cost of the plan's pending samples on `device` ("cpu" or "cuda")."""
-    from pipeline.run.shard_state import collect
+    from pipeline.run.views.shard_state import collect
 
     config = plan.data.get("config", {})
     iterations = int(config.get("iterations") or 0)
@@ -178,3 +178,16 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
         rate, source = bench if bench else (None, f"no finished samples on {device} and no benchmark record "
                                                    f"for {device} in {results}")
     return Estimate(plan.total, pending, iterations, sizes, len(picked), pixel_evals, rate, source, device)
+
+
+def estimate_cost(plan: RunPlan, task, device: str = "auto") -> Estimate:
+    """The cost of `plan`'s pending samples on `device` (auto: cuda if present): an Estimate whose
+    working sizes come from the task's `batch_key` (the image headers) where it has one."""
+    kind = ("cuda" if gpu_present() else "cpu") if device == "auto" else \
+        ("cuda" if device.startswith("cuda") else "cpu")
+
+    def working_size(sample):
+        key = task.batch_key(sample)
+        return tuple(key[0]) if key else None
+
+    return estimate(plan, kind, working_size)

@@ -53,7 +53,7 @@ class RunOptions:
     poll: float = field(default=2.0, metadata=INTERNAL)  # seconds between looks for a claimable shard
 
     def validate(self) -> "RunOptions":
-        from pipeline.run.threads import resolve_threads
+        from pipeline.run.execute.threads import resolve_threads
 
         self.out = Path(self.out)
         if self.devices < 1:

@@ -15,7 +15,7 @@ import json
 import tarfile
 
 from pipeline.io.shards import KEY_RE, commit_holds, file_digests, read_manifest
-from pipeline.run.plan import RunPlan
+from pipeline.run.folder.plan import RunPlan
 from pipeline.run.task import OK, STATUSES
 
 

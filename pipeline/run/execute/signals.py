@@ -1,6 +1,6 @@
 """Ctrl-C and SIGTERM for the long-running commands (`nst stylize`, the methods, `bench`, `one`).
 
-The first SIGINT or SIGTERM only asks the process to stop (`pipeline.run.stop`): a dataset
+The first SIGINT or SIGTERM only asks the process to stop (`pipeline.run.execute.stop`): a dataset
 worker stops taking work, finishes its batch, commits what is complete, releases its lease,
 and the command exits 128 + the signal number (130, 143). Interactive users press Ctrl-C
 twice when the first seems to do nothing, so the first one also restores the default action:
@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 
-from pipeline.run.stop import LAUNCHER_ENV, request_stop
+from pipeline.run.execute.stop import LAUNCHER_ENV, request_stop
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _STATE = {"raise_at_once": False, "installed": False, "external": False}

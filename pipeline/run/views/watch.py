@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.run.plan import load_run
-from pipeline.run.status import _duration, summarize
-from pipeline.run.options import LEASE_TTL
+from pipeline.run.folder.plan import load_run
+from pipeline.run.views.status import _duration, summarize
+from pipeline.run.execute.options import LEASE_TTL
 
 
 def status_line(summary: dict) -> str:

@@ -16,7 +16,7 @@ from typing import Iterator
 from PIL import Image
 
 from pipeline.io.shards import commit_holds, read_manifest, tar_members
-from pipeline.run.plan import load_run
+from pipeline.run.folder.plan import load_run
 
 IMAGE_EXTS = ("png", "jpg", "webp")
 

@@ -1,6 +1,6 @@
 """A 'stop taking work' flag, shared by the ranks of one command.
 
-Signal handlers (Ctrl-C/SIGTERM: `pipeline.run.signals`; SLURM preemption: USR2, TERM)
+Signal handlers (Ctrl-C/SIGTERM: `pipeline.run.execute.signals`; SLURM preemption: USR2, TERM)
 and a worker whose output cannot be written (a full disk) set it with a reason and the
 exit status it means; worker loops check `stop_requested()` between batches, finish or
 durably abandon the batch in flight, release their lease and return. Kept free of any

@@ -17,11 +17,11 @@ from datetime import timedelta
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.run.plan import RunPlan
-from pipeline.run.signals import reassert
+from pipeline.run.folder.plan import RunPlan
+from pipeline.run.execute.signals import reassert
 from pipeline.run.task import Task
-from pipeline.run.options import RunOptions
-from pipeline.run.worker import Worker
+from pipeline.run.execute.options import RunOptions
+from pipeline.run.execute.worker import Worker
 
 
 class ShardIds(Dataset):
@@ -55,7 +55,7 @@ def _module(plan: RunPlan, task: Task, opts: RunOptions, threads: int):
             reassert()  # Lightning's Trainer has just replaced our SIGTERM handler with its own
             world = self.trainer.world_size
             if self.device.type == "cpu":
-                # run/threads.py: the allowed cores by default, one under --deterministic
+                # run/execute/threads.py: the allowed cores by default, one under --deterministic
                 torch.set_num_threads(max(1, threads))
             device = str(self.device) if self.device.type != "cuda" else f"cuda:{self.device.index or 0}"
             self.worker = Worker(plan, task, opts, rank=self.global_rank, world=world, device=device)

@@ -26,8 +26,8 @@ from pipeline.version import __version__
 from pipeline.errors import BadInput, RunMismatch
 from pipeline.io.atomic import atomic_write_text, fsync_dir, make_dir, temp_beside
 from pipeline.io.shards import ShardPaths
-from pipeline.run.sample_files import read_samples
-from pipeline.run.stream_plan import BLOCK, FileSink, PlanResult, changed_inputs, plan_rows
+from pipeline.run.folder.plan_samples import read_samples
+from pipeline.run.folder.stream_plan import BLOCK, FileSink, PlanResult, changed_inputs, plan_rows
 from pipeline.run.task import Sample, Task, sample_key, sample_seed
 
 FORMAT = "nst-run-v2"
@@ -268,7 +268,7 @@ def _accept_fixed_inputs(root: Path, previous: dict, task: Task, changed: list[s
                 return None  # an input of a finished sample changed: a different run
         touched.append(shard)
     # keep the recorded grouping: rewrite only the touched shards' rows with the new descriptions
-    from pipeline.run.sample_files import write_samples
+    from pipeline.run.folder.plan_samples import write_samples
 
     fresh: dict[int, dict] = {}
     changed_rows = (r for r in _rows(task, previous["seed"]) if r["source"] in changed_set)
@@ -309,7 +309,7 @@ def _only_missing(root: Path, previous: dict, new: dict) -> bool:
     return new["total"] == previous["total"] - missing  # a directory listing lost exactly those
 
 
-def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, retry_failed: bool = False,
+def plan_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, retry_failed: bool = False,
              hash_inputs: bool = False, check: bool = True) -> RunPlan:
     """Create run.json (exclusively) and the sample files, or check that the existing run is this one.
 
@@ -376,7 +376,7 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, r
         os.link(tmp, path)  # exclusive: two workers starting at once agree on one run.json
     except FileExistsError:
         os.unlink(tmp)
-        return open_run(root, task, shard_size, check=False)
+        return plan_run(root, task, shard_size, check=False)
     os.unlink(tmp)
     for name, text in (task.run_files() if hasattr(task, "run_files") else {}).items():
         atomic_write_text(root / name, text)  # e.g. classes.json: what the plan's labels mean

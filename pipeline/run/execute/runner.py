@@ -15,28 +15,21 @@ from pathlib import Path
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
 from pipeline.io.atomic import atomic_write_text
 from pipeline.io.oserrors import OutputError, check_writable, is_output_error, output_error
-from pipeline.run import stop
-from pipeline.run.launches import record_launch
-from pipeline.run.options import RunOptions
-from pipeline.run.plan import RunPlan, open_run
-from pipeline.run.signals import install_stop_signals
-from pipeline.run.status import format_table, summarize, write_shardindex
+from pipeline.run.execute import stop
+from pipeline.run.folder.launches import record_launch
+from pipeline.run.execute.options import RunOptions
+from pipeline.run.folder.plan import RunPlan, plan_run
+from pipeline.run.execute.signals import install_stop_signals
+from pipeline.run.views.status import format_table, summarize, write_shardindex
 from pipeline.run.task import Task
-from pipeline.run.threads import resolve_threads
+from pipeline.run.execute.threads import resolve_threads
 
 
 def _accelerator(device: str) -> str:
-    import torch
+    """Lightning's accelerator name for the resolved device."""
+    from pipeline.engine.device import resolve_device
 
-    if device == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BadInput(f"device {device!r} requested but CUDA is not available")
-        return "gpu"
-    if device == "cpu":
-        return "cpu"
-    raise BadInput(f"unknown device {device!r} (cpu, cuda or auto)")
+    return "gpu" if resolve_device(device).startswith("cuda") else "cpu"
 
 
 def secondary_rank() -> bool:
@@ -68,13 +61,13 @@ def execute(task: Task, opts: RunOptions) -> int:
 
 def _execute(task: Task, opts: RunOptions, accelerator: str, launcher: bool) -> int:
     threads = resolve_threads(opts.threads, opts.devices if accelerator == "cpu" else 1, opts.deterministic)
-    plan = open_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
+    plan = plan_run(Path(opts.out), task, opts.shard_size, overwrite=opts.overwrite and not secondary_rank(),
                     retry_failed=opts.retry_failed, hash_inputs=opts.hash_inputs,
                     check=not secondary_rank())  # rank 0 has just checked the inputs
     if not secondary_rank():
         record_launch(plan.root, opts.devices, accelerator)
     install_stop_signals()  # after planning: a Ctrl-C while planning simply ends the command
-    from pipeline.run.distribute import run_predict
+    from pipeline.run.execute.lightning import run_predict
 
     retry_id = None
     if opts.retry_failed:  # Lightning's other ranks inherit rank 0's environment

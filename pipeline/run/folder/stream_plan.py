@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 from pipeline.io.atomic import fsync_dir
 from pipeline.io.hashing import sha256_file
-from pipeline.run.sample_files import read_samples, write_samples
+from pipeline.run.folder.plan_samples import read_samples, write_samples
 
 CHUNK = 2048                 # rows described per thread-pool round
 _MIXED = object()             # the buffer key of rows left over from partial groups
