@@ -87,7 +87,7 @@ def _bar(total: int, desc: str, show: bool):
 
 def _sized(img: Image.Image, cfg) -> Image.Image:
     """The input as the dataset tasks size it: longest side `size` (never upscaled unless asked)."""
-    from pipeline.io.images import resize, target_size
+    from pipeline.pixels import resize, target_size
 
     return resize(img, target_size(img.width, img.height, cfg.size, cfg.upscale, cfg.size_multiple))
 
@@ -101,7 +101,7 @@ def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: 
     Inputs, the memory estimate and the thread options are checked first; then before_work() (e.g. make
     the output folder) runs, then the optimisation."""
     from pipeline.engine.batching import check_fits
-    from pipeline.io.images import to_pil
+    from pipeline.pixels import to_pil
     from pipeline.methods.stylize import StyleTargets, StylizeJob, content_size, stylize_batch
     from pipeline.models.weights import backbone_spec
 
@@ -142,7 +142,7 @@ def stylize(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, devic
 def texture(source: ImageLike, *, device: str = "auto", threads: int | None = None, deterministic: bool = False,
             progress: bool = True, **settings) -> Image.Image:
     """A new texture with the Gram statistics of `source` (`width`/`height` set its size)."""
-    from pipeline.io.images import to_pil
+    from pipeline.pixels import to_pil
     from pipeline.methods.texture import TextureConfig, synthesize
 
     cfg = config_for(TextureConfig, settings)
@@ -159,7 +159,7 @@ def texture(source: ImageLike, *, device: str = "auto", threads: int | None = No
 def invert(image: ImageLike, *, device: str = "auto", threads: int | None = None, deterministic: bool = False,
            progress: bool = True, **settings) -> dict[str, Image.Image]:
     """{layer: the image reconstructed from that layer's activations}, shallow to deep."""
-    from pipeline.io.images import to_pil, to_tensor
+    from pipeline.pixels import to_pil, to_tensor
     from pipeline.methods.invert import InvertConfig, reconstruct
 
     cfg = config_for(InvertConfig, settings)
@@ -179,7 +179,7 @@ def invert(image: ImageLike, *, device: str = "auto", threads: int | None = None
 def dream(image: ImageLike, *, device: str = "auto", threads: int | None = None, deterministic: bool = False,
           progress: bool = True, **settings) -> Image.Image | list[Image.Image]:
     """DeepDream of `image`; with zoom_frames > 0, the list of frames."""
-    from pipeline.io.images import to_pil, to_tensor
+    from pipeline.pixels import to_pil, to_tensor
     from pipeline.methods.dream import DreamConfig, dream_frames
 
     cfg = config_for(DreamConfig, settings)

@@ -128,7 +128,7 @@ class StyleConfig:
     def working_size(self, wh: tuple[int, int]) -> tuple[int, int]:
         """The (w, h) an image of size wh is optimised at: the config's size policy (here, not in
         the method, because the planner groups samples by it from image headers alone)."""
-        from pipeline.io.images import target_size
+        from pipeline.pixels import target_size
 
         return target_size(wh[0], wh[1], self.size, self.upscale, self.size_multiple)
 

@@ -29,7 +29,8 @@ def vgg(backbone):
 
 def example_photo(name: str, size: int = 48):
     """A bundled public-domain photo, longest side `size`, as a (1, 3, H, W) 0..255 tensor."""
-    from pipeline.io.images import load_image, resize, target_size, to_tensor
+    from pipeline.io.images import load_image
+    from pipeline.pixels import resize, target_size, to_tensor
 
     img = load_image(ROOT / "examples" / "content" / name)
     return to_tensor(resize(img, target_size(img.width, img.height, size)))

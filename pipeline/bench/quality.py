@@ -198,7 +198,7 @@ def save_side_by_side(work, classic_x: torch.Tensor, prod_x: torch.Tensor, path)
     """One row per sample: the content, the classic run's result, production's at the bar or band (JPEG)."""
     from PIL import Image
 
-    from pipeline.io.images import to_pil
+    from pipeline.pixels import to_pil
 
     n = min(classic_x.shape[0], prod_x.shape[0])
     side = work.size

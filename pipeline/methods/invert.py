@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-from PIL import Image
 
 from pipeline.config import StyleConfig
 from pipeline.engine.loop import RenderOptions, RenderResult, logging_step, render
@@ -82,10 +81,3 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB of two 0..255 images."""
     mse = (a.float() - b.float()).pow(2).mean().item()
     return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
-
-
-def comparison_sheet(original: Image.Image, recons: list[tuple[str, Image.Image]]) -> Image.Image:
-    """Original then reconstructions from shallow to deep, side by side, each labelled."""
-    from pipeline.io.sheets import contact_sheet
-
-    return contact_sheet([("original", original)] + recons, columns=1 + len(recons))

@@ -17,7 +17,7 @@ from pipeline.config import StyleConfig
 from pipeline.engine.loop import RenderOptions, RenderResult, compile_mode, logging_step, render
 from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
 from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
-from pipeline.io.images import resize, target_size, to_tensor
+from pipeline.pixels import resize, target_size, to_tensor
 from pipeline.methods.stages import stage_plan
 from pipeline.models.vgg import Backbone
 

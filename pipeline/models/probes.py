@@ -49,7 +49,8 @@ def check_efficientnet_probes(state: dict[str, torch.Tensor], digest: str) -> st
     """Raise ValueError unless the digest matches and coffee.jpg's top-1 is espresso; a summary line."""
     from pathlib import Path
 
-    from pipeline.io.images import load_image, to_tensor
+    from pipeline.io.images import load_image
+    from pipeline.pixels import to_tensor
     from pipeline.models.classes import class_names, probabilities
     from pipeline.models.efficientnet import EfficientNetLite0
     from pipeline.models.preprocess import Preprocess

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from pipeline.config import StyleConfig
-from pipeline.io.images import load_image, resize, target_size
+from pipeline.io.images import load_image
+from pipeline.pixels import resize, target_size
 from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, Task, failed
 
 if TYPE_CHECKING:  # torch is imported where samples are processed: planning needs none

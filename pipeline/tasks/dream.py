@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from pipeline.io.images import encode_image, to_pil, to_tensor
+from pipeline.io.images import encode_image
+from pipeline.pixels import to_pil, to_tensor
 from pipeline.run.task import Sample
 from pipeline.methods.dream import dream_frames, encode_animation
 from pipeline.tasks.base import PerImageTask, check_pixels

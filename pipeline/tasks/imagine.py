@@ -16,7 +16,8 @@ import tarfile
 import time
 from pathlib import Path
 
-from pipeline.io.images import encode_image, to_pil
+from pipeline.io.images import encode_image
+from pipeline.pixels import to_pil
 from pipeline.run.task import Planned, Sample
 from pipeline.tasks.base import MethodTask, check_pixels
 

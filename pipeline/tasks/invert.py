@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 
-from pipeline.io.images import encode_image, to_pil, to_tensor
+from PIL import Image
+
+from pipeline.io.images import encode_image
+from pipeline.io.sheets import contact_sheet
+from pipeline.methods.invert import psnr, reconstruct
+from pipeline.pixels import to_pil, to_tensor
 from pipeline.run.task import Sample
-from pipeline.methods.invert import comparison_sheet, psnr, reconstruct
 from pipeline.tasks.base import PerImageTask, check_pixels
 
 
@@ -32,3 +36,8 @@ class InvertTask(PerImageTask):
         members[f"sheet.{fmt}"] = lambda: encode_image(comparison_sheet(original, recons), fmt)
         meta = {"losses": losses, "psnr": scores, "iterations": evaluations, "size": list(original.size)}
         return members, meta
+
+
+def comparison_sheet(original: Image.Image, recons: list[tuple[str, Image.Image]]) -> Image.Image:
+    """Original then reconstructions from shallow to deep, side by side, each labelled."""
+    return contact_sheet([("original", original)] + recons, columns=1 + len(recons))

@@ -22,7 +22,8 @@ import time
 
 from pipeline.config import StyleConfig
 from pipeline.errors import FAILED_OOM, BadInput
-from pipeline.io.images import encode_image, load_image, to_pil
+from pipeline.io.images import encode_image, load_image
+from pipeline.pixels import to_pil
 from pipeline.run.task import OK, NonFiniteResult, Planned, Sample, SampleResult, failed, sample_seed
 from pipeline.tasks.base import MethodTask, seed_torch
 
@@ -276,7 +277,7 @@ class StylizeTask(MethodTask):
         """
         import torch  # here, not at the top: planning a run reads this module without torch
 
-        from pipeline.io.images import resize
+        from pipeline.pixels import resize
         from pipeline.methods.stylize import StylizeJob, stylize_batch
 
         start = time.perf_counter()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 
-from pipeline.io.images import encode_image, load_image, to_pil
+from pipeline.io.images import encode_image, load_image
+from pipeline.pixels import to_pil
 from pipeline.run.task import Planned, Sample
 from pipeline.tasks.base import MethodTask, check_pixels
 from pipeline.methods.texture import TextureConfig, synthesize

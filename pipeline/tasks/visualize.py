@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.io.images import to_tensor
+from pipeline.pixels import to_tensor
 from pipeline.methods.visualize import filter_maxima
 from pipeline.run.task import Sample
 from pipeline.tasks.base import PerImageTask

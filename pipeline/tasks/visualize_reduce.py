@@ -18,7 +18,8 @@ import torch
 
 from pipeline.errors import NSTError
 from pipeline.io.atomic import atomic_write_bytes, atomic_write_text
-from pipeline.io.images import encode_image, to_tensor
+from pipeline.io.images import encode_image
+from pipeline.pixels import to_tensor
 from pipeline.io.shards import commit_holds
 from pipeline.methods.deconv import forward_with_switches, project_down
 from pipeline.methods.visualize import TopK, VisualizeConfig, draw_grid, merge_topk, patch_pair, projection_image

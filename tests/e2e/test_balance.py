@@ -15,7 +15,8 @@ from pipeline.config import build_config
 from pipeline.engine.compiled import forward_parts
 from pipeline.engine.objectives import gram
 from pipeline.engine.precision import resolve_precision, use_channels_last
-from pipeline.io.images import load_image, resize, to_tensor
+from pipeline.io.images import load_image
+from pipeline.pixels import resize, to_tensor
 from pipeline.methods.stylize import build_objective
 from tests.conftest import ROOT
 

@@ -17,7 +17,7 @@ def test_style_loss_falls_10x_and_output_differs_from_content(backbone):
                                    on_log=lambda i, n, rows: history.append(rows[0]))
     first_style = history[0]["style"]
     assert result.losses[0]["style"] < first_style / 10
-    from pipeline.io.images import to_tensor
+    from pipeline.pixels import to_tensor
 
     diff = (pixels.cpu() - to_tensor(content)).abs().mean()
     assert float(diff) > 5.0

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from dataset_util import nst, tar_samples
-from pipeline.io.images import to_tensor
+from pipeline.pixels import to_tensor
 from pipeline.methods.quality import random_crop, spectrum_slope, target_probability
 
 DUMBBELL = 543

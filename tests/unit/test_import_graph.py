@@ -8,6 +8,7 @@ sees the other half-initialised. Walking the source with `ast` finds every `impo
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "pipeline"
@@ -85,3 +86,53 @@ def test_the_walker_sees_function_level_imports():
 def test_no_import_circle_in_pipeline():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+LOWER = ("pipeline.engine", "pipeline.models", "pipeline.io", "pipeline.methods", "pipeline.config",
+         "pipeline.pixels", "pipeline.schema", "pipeline.errors", "pipeline.version", "pipeline.slurm_env")
+UPPER = ("pipeline.run", "pipeline.tasks", "pipeline.cli", "pipeline.api", "pipeline.report", "pipeline.bench",
+         "pipeline.slurm")
+
+
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_no_arrow_runs_back_up_the_layers():
+    """engine, models, io, methods and config never import the layers that use them, and no module
+    imports the package root (it hands out the API: a lower layer would depend on the top)."""
+    graph = import_graph()
+    upward = sorted(f"{m} -> {d}" for m, deps in graph.items() if _within(m, LOWER)
+                    for d in deps if _within(d, UPPER))
+    assert upward == []
+    assert root_imports() == []
+
+
+def root_imports() -> list[str]:
+    """`from pipeline import NAME` where NAME is an attribute of the root, not a submodule."""
+    submodules = {p.stem for p in PKG.glob("*.py")} | {p.name for p in PKG.iterdir() if p.is_dir()}
+    found = []
+    for path in PKG.rglob("*.py"):
+        if path == PKG / "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "pipeline" and not node.level:
+                found += [f"{_module(path)}: {a.name}" for a in node.names if a.name not in submodules]
+    return sorted(found)
+
+
+def test_the_root_check_sees_an_attribute_import(tmp_path, monkeypatch):
+    fake = tmp_path / "pipeline"
+    (fake / "run").mkdir(parents=True)
+    (fake / "__init__.py").write_text("__version__ = '0'\n")
+    (fake / "version.py").write_text("")
+    (fake / "run" / "plan.py").write_text("from pipeline import __version__, version\n")
+    monkeypatch.setattr(sys.modules[__name__], "PKG", fake)
+    assert root_imports() == ["pipeline.run.plan: __version__"]
+
+
+def test_methods_know_no_files():
+    """Algorithms take tensors and give tensors: methods/ imports nothing from io/."""
+    graph = import_graph()
+    assert sorted(f"{m} -> {d}" for m, deps in graph.items() if _within(m, ("pipeline.methods",))
+                  for d in deps if _within(d, ("pipeline.io",))) == []

@@ -36,7 +36,7 @@ def test_blend_of_two_styles_lies_between(backbone):
 
 
 def test_preserve_colors_keeps_content_chroma(backbone):
-    from pipeline.io.images import to_tensor
+    from pipeline.pixels import to_tensor
     from pipeline.methods.stylize import rgb_to_yiq
 
     content = make_image((32, 32), 0, "content")

@@ -20,7 +20,7 @@ SIZE = 32
 
 def _problem(backbone, n):
     """n different contents, one style, seeded noise starts; the default style objective."""
-    from pipeline.io.images import to_tensor
+    from pipeline.pixels import to_tensor
 
     torch.manual_seed(0)
     cfg = StyleConfig(size=SIZE).validate()

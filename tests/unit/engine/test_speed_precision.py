@@ -12,7 +12,7 @@ from tests.conftest import make_image
 
 
 def _objective_and_x(backbone, size=48):
-    from pipeline.io.images import to_tensor
+    from pipeline.pixels import to_tensor
 
     cfg = StyleConfig(size=size).validate()
     net, pre = backbone.net, backbone.pre

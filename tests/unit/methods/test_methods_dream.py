@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipeline.config import build_config
 from pipeline.errors import BadInput
-from pipeline.io.images import to_pil
+from pipeline.pixels import to_pil
 from pipeline.methods.dream import DreamConfig, dream, dream_frames, encode_animation, octave_sizes
 from tests.conftest import example_photo
 

@@ -9,7 +9,8 @@ import torch
 
 from pipeline.config import build_config
 from pipeline.engine.objectives import AlphaNorm, RelativeFeature, TotalVariationBeta, tv_loss
-from pipeline.methods.invert import InvertConfig, comparison_sheet, psnr, reconstruct
+from pipeline.methods.invert import InvertConfig, psnr, reconstruct
+from pipeline.tasks.invert import comparison_sheet
 from tests.conftest import example_photo
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from pipeline.engine.loop import RenderOptions, render
 from pipeline.engine.objectives import MeanSquaredActivation
-from pipeline.io.images import load_image, resize, target_size, to_tensor
+from pipeline.io.images import load_image
+from pipeline.pixels import resize, target_size, to_tensor
 from pipeline.methods.deconv import forward_with_switches, project_activation, project_down, receptive_box
 from pipeline.methods.visualize import TopK, filter_maxima, merge_topk
 
