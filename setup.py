@@ -1,10 +1,13 @@
-"""Maps the top-level configs/ and slurm/ folders into the package (pipeline/configs,
-pipeline/slurm_jobs) so a wheel carries the presets and job scripts; pyproject.toml
-has everything else. pipeline/resources.py reads them back."""
+"""Maps the top-level configs/, slurm/, examples/ and benchmarks/results/ folders into the package
+(pipeline/configs, pipeline/slurm_jobs, pipeline/examples, pipeline/bench_results) so a wheel carries the
+presets, job scripts, bundled pictures (probes, bench) and benchmark records (the cost estimate);
+pyproject.toml has everything else. pipeline/resources.py reads them back."""
 
 from setuptools import find_packages, setup
 
-DATA = {"pipeline.configs": ("configs", ["*.yaml"]), "pipeline.slurm_jobs": ("slurm", ["*.sbatch", "README.md"])}
+DATA = {"pipeline.configs": ("configs", ["*.yaml"]), "pipeline.slurm_jobs": ("slurm", ["*.sbatch", "README.md"]),
+        "pipeline.examples": ("examples", ["NOTICE.md", "content/*.jpg", "style/*.jpg"]),
+        "pipeline.bench_results": ("benchmarks/results", ["*.json"])}
 
 setup(
     packages=find_packages(include=["pipeline", "pipeline.*"]) + list(DATA),

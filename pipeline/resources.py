@@ -1,6 +1,6 @@
-"""Where the presets and the SLURM job scripts are read from.
+"""Where the bundled files are read from: presets, SLURM job scripts, example pictures, benchmark records.
 
-They live in the top-level `configs/` and `slurm/` folders of the repository, where
+They live in the top-level `configs/`, `slurm/`, `examples/` and `benchmarks/results/` folders of the repository, where
 users look for them; setup.py maps those folders into the package (as
 pipeline/configs and pipeline/slurm_jobs), so a wheel carries them and
 `importlib.resources` finds them next to the installed code. A source checkout
@@ -13,12 +13,13 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-PACKAGED = {"configs": "configs", "slurm": "slurm_jobs"}  # top-level folder -> folder inside the package
+PACKAGED = {"configs": "configs", "slurm": "slurm_jobs", "examples": "examples",  # top-level folder ->
+            "benchmarks/results": "bench_results"}                                # folder inside the package
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 def data_dir(folder: str) -> Path:
-    """The directory holding `folder`'s files ('configs' or 'slurm'), as a real path (sbatch needs one)."""
+    """The directory holding `folder`'s files (a key of PACKAGED), as a real path (sbatch needs one)."""
     packaged = resources.files("pipeline").joinpath(PACKAGED[folder])
     if packaged.is_dir():
         return Path(str(packaged))

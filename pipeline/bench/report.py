@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 from pipeline.io.atomic import atomic_write_text
+from pipeline.resources import data_dir
 
 JITTERED = "classic, jittered start"  # the path of the classic row run from a jittered start
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "results"
+RESULTS_DIR = data_dir("benchmarks/results")
 
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo where there is one)."""

@@ -39,8 +39,9 @@ from pipeline.errors import BadInput
 from pipeline.models.layers import layer_sequence
 from pipeline.models.preprocess import Preprocess
 from pipeline.models.vgg import VGGFeatures
+from pipeline.resources import data_dir
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+EXAMPLES = data_dir("examples")
 CONTENTS = ["astronaut.jpg", "coffee.jpg", "rocket.jpg"]
 STYLE = "great_wave_of_kanagawa.jpg"
 FULL_NET_LAYER = "block5_pool"
@@ -136,9 +137,9 @@ class Workload:
 
     def __init__(self, net, pre, cfg: StyleConfig, n: int, size: int, device):
         self.net, self.pre, self.cfg, self.size, self.device = net, pre, cfg, size, device
-        contents = [_square(ROOT / "examples" / "content" / CONTENTS[i % len(CONTENTS)], size) for i in range(n)]
+        contents = [_square(EXAMPLES / "content" / CONTENTS[i % len(CONTENTS)], size) for i in range(n)]
         self.content_net = pre.to_net(torch.cat(contents).to(device))
-        style_net = pre.to_net(_square(ROOT / "examples" / "style" / STYLE, size).to(device))
+        style_net = pre.to_net(_square(EXAMPLES / "style" / STYLE, size).to(device))
         with torch.no_grad():
             acts = net(style_net, cfg.style_layers)
             self.grams = {layer: gram(acts[layer]) for layer in cfg.style_layers}

