@@ -102,15 +102,14 @@ def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: 
     the output folder) runs, then the optimisation."""
     from pipeline.engine.batching import check_fits
     from pipeline.pixels import to_pil
-    from pipeline.methods.stylize import StyleTargets, StylizeJob, content_size, stylize_batch
+    from pipeline.methods.stylize import StyleTargets, StylizeJob, blend_weights, content_size, stylize_batch
     from pipeline.models.weights import backbone_spec
 
     _, content_img = _image(content, "content")
     style_imgs = [_image(s, "style") for s in styles]
     if not style_imgs:
         raise BadInput("need at least one style image")
-    if cfg.style_blend is not None and len(cfg.style_blend) != len(style_imgs):
-        raise BadInput(f"style_blend has {len(cfg.style_blend)} values but {len(style_imgs)} style images were given")
+    blend_weights(cfg.style_blend, len(style_imgs))  # refused before any work
     check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], content_size(content_img, cfg),
                cfg.precision, cfg.lbfgs_history, 1, pick_device(device))
     device, backbone = _prepare(cfg, device, threads, deterministic)

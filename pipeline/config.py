@@ -63,6 +63,51 @@ Stages = Annotated[list[tuple[OpenFraction, Positive]], AfterValidator(_coarsest
                 "each share > 0, the shares summing to less than 1")]
 
 
+# What each key means: the README's parameter table is rendered from this and the `default` preset
+# (pipeline/readme.py); a test fails when a StyleConfig key has no entry.
+PARAMETER_HELP = {
+    "network": "`vgg16` (ImageNet VGG16, Keras/Caffe weights, embedded), `vgg19` or `vgg16-torchvision` "
+               "(torchvision IMAGENET1K_V1 weights, if present locally)",
+    "weights": "a weights file for the torchvision backbones (or the VGG16 ONNX)",
+    "pooling": "`max` (as trained) or `avg` (better gradient flow for synthesis)",
+    "content_layer": "Keras names; aliases `relu4_2` / `conv4_2` / `pool4` accepted",
+    "content_weight": "weight of the content term",
+    "style_layers": "list, or comma-separated with `--set`",
+    "style_weights": "one per style layer (a single number applies to all)",
+    "style_blend": "weights of several style images (`null`: equal)",
+    "tv_weight": "weight of the total-variation term",
+    "loss_reduction": "`mean`: every term a mean over its elements, so content and style keep their balance at "
+                      "every size; `sum`: the Keras notebook's terms (its content and tv terms grow with the "
+                      "pixel count; the `seed-*` presets)",
+    "iterations": "loss-and-gradient evaluations, every stage of `coarse_stages` included",
+    "init": "`noise` (uniform 0..255 minus 128 in network space, seeded), `content`, `style`",
+    "optimizer": "`lbfgs` (per-sample L-BFGS), `adam` (`learning_rate`), `torch_lbfgs` (torch's L-BFGS with a "
+                 "strong-Wolfe line search)",
+    "lbfgs_history": "L-BFGS: correction pairs kept",
+    "learning_rate": "Adam's step size",
+    "lbfgs_max_step": "L-BFGS: step capped at this many grey levels per pixel",
+    "size": "longest side of the output",
+    "upscale": "enlarge inputs smaller than `size` (never, by default)",
+    "style_scale": "`null`: the style image is resized to the content's size (as the Keras notebook); a "
+                   "number: its longest side is that multiple of the content's",
+    "size_multiple": "snap both sides to a multiple of this",
+    "seed": "same seed + same inputs = same output on CPU",
+    "preserve_colors": "transfer only luminance (YIQ), keep the content's colours",
+    "precision": "`fp32`, `bf16` (autocast + channels_last), `auto` = bf16 where the hardware runs it natively",
+    "batch_size": "dataset runs: images of one size and style set optimised together; `auto` = as many as free "
+                  "memory holds (estimate in `pipeline/engine/batching.py`), up to `max_batch`; or a number",
+    "max_batch": "the largest batch `batch_size: auto` picks",
+    "coarse_stages": "multi-resolution schedule: `[scale, share]` per coarse stage, coarsest first; each spends "
+                     "`share` of `iterations` at `scale` of the size, from the upsampled result of the stage "
+                     "before; the rest at full size; `[]` = one stage (stages under 32 px are skipped)",
+    "compile": "`none` (eager), `default`, `reduce-overhead` (CUDA graphs), `max-autotune`: torch.compile of each "
+               "evaluation, eager fallback if compiling fails; `auto` compiles only where measured to pay "
+               "(engine/compiled.py: CPU, average pooling, enough pixel-evaluations)",
+    "output_format": "`png`, `jpg` or `webp` for dataset shards",
+    "log_every": "evaluations between loss records (the progress bar and the sample's JSON)",
+}
+
+
 @dataclass
 class StyleConfig:
     """Parameters of one Gatys optimisation (and the knobs shared by sister methods)."""

@@ -18,6 +18,25 @@ EXIT_REQUEUE_LIMIT = 76  # SLURM: time limit hit too often without progress; not
 EXIT_SIGINT = 130        # stopped by Ctrl-C (128 + SIGINT); rerun to resume
 EXIT_SIGTERM = 143       # stopped by SIGTERM (128 + SIGTERM); rerun to resume
 
+# What each exit status means to a user: the README's exit table is rendered from this (pipeline/readme.py).
+EXIT_MEANINGS = {
+    EXIT_OK: "success (for dataset runs: every planned sample is `ok`)",
+    EXIT_BAD_INPUT: "bad input: a file, option, config value or size the device cannot hold; nothing is written",
+    EXIT_SAMPLES_FAILED: "a dataset run finished but some samples failed (summary printed; `nst status DIR` "
+                         "lists them, `--retry-failed` redoes them)",
+    EXIT_VERIFY_FAILED: "`nst verify` found a problem (each one is named)",
+    EXIT_RUN_MISMATCH: "the output directory holds a different run (other config or inputs)",
+    EXIT_DISK_FULL: "the output's disk is full (ENOSPC, quota): free space on the named mount, rerun to resume",
+    EXIT_NOT_WRITABLE: "the output folder is read-only or permission is denied: make it writable or use "
+                       "another `--out`",
+    EXIT_IO_ERROR: "another I/O error writing the output (e.g. EIO): check the disk, rerun to resume",
+    EXIT_PREEMPTED: "stopped on a preemption signal before finishing (SLURM: requeued); rerun the same command "
+                    "to resume",
+    EXIT_REQUEUE_LIMIT: "SLURM: the time limit was hit too often without progress; not requeued",
+    EXIT_SIGINT: "stopped by Ctrl-C (SIGINT); rerun the same command to resume",
+    EXIT_SIGTERM: "stopped by SIGTERM; rerun the same command to resume",
+}
+
 
 # Status of a sample in a manifest. "ok" is the only success.
 OK = "ok"

@@ -17,3 +17,11 @@ def bar(total: int, desc: str, unit: str = "it", position: int = 0, disable: boo
 
 def fmt_loss(v: float) -> str:
     return f"{v:.3e}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration as 1h02m03s ('-' when unknown): ETAs in `nst status`, --watch and the report."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"

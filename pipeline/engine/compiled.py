@@ -23,8 +23,8 @@ import torch
 from pipeline.engine.choices import COMPILE_MODES
 from pipeline.engine.precision import autocast
 
-# auto compiles a CPU render of at least this many pixel-evaluations (B·H·W·iterations):
-# about 70 s of eager bf16 work here, against 10-30 s of compilation.
+# auto compiles a CPU render of at least this many pixel-evaluations (B·H·W·iterations): where the
+# eager work outweighs the one-off compilation (docs/speed.md, **torch.compile**, has the measurements).
 AUTO_CPU_PIXEL_EVALS = 32_000_000
 
 _compiled: dict[str, object] = {}   # mode -> compiled forward_parts, shared by every render of the process

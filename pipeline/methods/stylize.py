@@ -34,6 +34,16 @@ def style_size(style: Image.Image, content_wh: tuple[int, int], cfg: StyleConfig
     return target_size(style.width, style.height, longest, upscale=True)
 
 
+def blend_weights(blend: list[float] | None, n_styles: int) -> list[float]:
+    """The weight of each style image (1 each without a blend); a blend of another length is refused."""
+    weights = list(blend) if blend else [1.0] * n_styles
+    if len(weights) != n_styles:
+        from pipeline.errors import BadInput
+
+        raise BadInput(f"style_blend has {len(weights)} values but {n_styles} style images were given")
+    return weights
+
+
 class StyleTargets:
     """Gram targets per (style set, size), computed once and reused for every image."""
 
@@ -45,11 +55,7 @@ class StyleTargets:
 
     def get(self, styles: list[tuple[str, Image.Image]], blend: list[float] | None,
             content_wh: tuple[int, int]) -> dict[str, torch.Tensor]:
-        weights = list(blend) if blend else [1.0] * len(styles)
-        if len(weights) != len(styles):
-            from pipeline.errors import BadInput
-
-            raise BadInput(f"style_blend has {len(weights)} values but {len(styles)} style images were given")
+        weights = blend_weights(blend, len(styles))
         total_w = sum(weights)
         key = (tuple(name for name, _ in styles), tuple(weights), content_wh)
         if key in self._cache:

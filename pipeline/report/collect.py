@@ -2,8 +2,7 @@
 
 Rows come from committed manifests (and, for counts only, from the durable journal
 lines of shards in progress, as `nst status` counts them); tar files are never read
-here. The number of planned samples is read through `planned_total` alone, so the
-report does not depend on how run.json stores its samples.
+here. The number of planned samples is the plan's own `RunPlan.total`, as everywhere else.
 """
 
 from __future__ import annotations
@@ -21,11 +20,6 @@ from pipeline.run.views.shard_state import ShardState, collect, shard_rows
 from pipeline.run.views.status import throughput
 from pipeline.run.task import OK
 from pipeline.run.execute.options import LEASE_TTL
-
-
-def planned_total(plan: RunPlan) -> int:
-    """Planned samples, from the shard plan (every sample is in exactly one shard)."""
-    return sum(int(shard["count"]) for shard in plan.shards)
 
 
 @dataclass
@@ -78,7 +72,7 @@ def device_label(row: dict) -> str:
 
 def figures(view: RunView) -> dict:
     """The header's numbers: counts, times, throughput, ETA, seconds per image by device."""
-    planned = planned_total(view.plan)
+    planned = view.plan.total
     by_status = Counter(r["status"] for r in view.all_rows)
     ok = by_status.get(OK, 0)
     failed = sum(n for k, n in by_status.items() if k != OK)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from html import escape
+from pipeline.progress import format_duration
 
 FAILURE_CLASS = {"failed_decode": "decode", "failed_io": "missing or unreadable input", "failed_nan": "non-finite",
                  "failed_oom": "out of memory", "skipped_too_large": "too large", "failed_error": "other error"}
@@ -31,13 +32,6 @@ margin-bottom:8px}.grids img{max-width:100%;border:1px solid #d5d9e0;background:
 
 def _when(t) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "-"
-
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
 
 
 def _num(v) -> str:
@@ -70,7 +64,7 @@ def header(info: dict) -> str:
                                         f"({s['samples']} samples)" for d, s in f["seconds_per_image"].items()) or "-"),
     ]
     if not f["complete"]:
-        rows.append(("ETA", f"{_duration(f['eta_seconds'])} ({f['active_leases']} shards in progress, "
+        rows.append(("ETA", f"{format_duration(f['eta_seconds'])} ({f['active_leases']} shards in progress, "
                             f"{f['stale_leases']} stale leases)"))
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     counts = "".join(f'<div class="count {cls}"><b>{f[cls]}</b>{cls}</div>'

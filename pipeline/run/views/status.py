@@ -18,6 +18,7 @@ from pipeline.run.views.shard_state import collect
 from pipeline.run.task import OK
 from pipeline.slurm_env import worker_label
 from pipeline.run.execute.options import LEASE_TTL
+from pipeline.progress import format_duration
 
 
 def throughput(times: list[tuple], now: float) -> float | None:
@@ -98,7 +99,7 @@ def format_table(summary: dict) -> str:
         f"samples    {summary['planned']} planned   {summary['ok']} ok   {summary['failed']} failed   "
         f"{summary['pending']} pending",
         f"shards     {summary['shards_done']}/{summary['shards_total']} committed",
-        f"rate       {f'{rate:.1f} images/hour' if rate else '-'}   ETA {_duration(eta)}",
+        f"rate       {f'{rate:.1f} images/hour' if rate else '-'}   ETA {format_duration(eta)}",
     ]
     if summary["by_status"]:
         lines.append("status     " + "   ".join(f"{k}: {v}" for k, v in sorted(summary["by_status"].items())))
@@ -110,10 +111,3 @@ def format_table(summary: dict) -> str:
     for err in summary["top_errors"]:
         lines.append(f"error      {err['count']} x {err['error']}")
     return "\n".join(lines)
-
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"

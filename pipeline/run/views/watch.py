@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from pipeline.run.folder.plan import load_run
-from pipeline.run.views.status import _duration, summarize
+from pipeline.progress import format_duration
+from pipeline.run.views.status import summarize
 from pipeline.run.execute.options import LEASE_TTL
 
 
@@ -20,7 +21,7 @@ def status_line(summary: dict) -> str:
     rate = summary["images_per_hour"]
     leases = summary["active_leases"]
     stale = sum(1 for lease in leases if lease.get("stale"))
-    eta = "done" if summary["complete"] else _duration(summary["eta_seconds"])
+    eta = "done" if summary["complete"] else format_duration(summary["eta_seconds"])
     return (f"{summary['task']}  {done}/{summary['planned']} done ({summary['ok']} ok, {summary['failed']} failed)  "
             f"shards {summary['shards_done']}/{summary['shards_total']}  "
             f"rate {f'{rate:.1f}/h' if rate else '-'}  ETA {eta}  "
