@@ -72,7 +72,7 @@ def _find(records: list[dict], scale: int, prefix: str) -> dict | None:
 
 
 def target_lines(records: list[dict]) -> list[str]:
-    """Each issue-14 target next to the figure measured for it (or 'not measured')."""
+    """Each scale target (docs/scale.md) next to the figure measured for it (or 'not measured')."""
     def val(r, step, key):
         d = (r or {}).get(step) or {}
         return None if d.get("rc", 0) or d.get(key) is None else d[key]

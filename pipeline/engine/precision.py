@@ -56,5 +56,5 @@ def fast_fp32_matmul(precision: str, device: torch.device | str):
 
 
 def use_channels_last(precision: str, device: torch.device | str) -> bool:
-    """channels_last pays off with bf16 on CPU and GPU alike (measured on this CPU)."""
+    """channels_last pays off with bf16 on CPU and GPU alike (docs/speed.md)."""
     return precision == "bf16" or torch.device(device).type == "cuda"

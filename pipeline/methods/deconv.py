@@ -50,15 +50,6 @@ def project_down(net: VGGFeatures, layer: str, signal: torch.Tensor, switches: d
     return m
 
 
-def project_activation(net: VGGFeatures, x: torch.Tensor, layer: str, channel: int, y: int, x_pos: int,
-                       value: float | None = None) -> torch.Tensor:
-    """Projection (1,3,H,W) of the single activation (channel, y, x) of `layer` for input x (1,3,H,W)."""
-    act, switches, sizes = forward_with_switches(net, x, layer)
-    one = torch.zeros_like(act)
-    one[0, channel, y, x_pos] = act[0, channel, y, x_pos] if value is None else value
-    return project_down(net, layer, one, switches, sizes)
-
-
 def receptive_field(net: VGGFeatures, layer: str) -> tuple[int, int, float]:
     """(size, stride, offset): position p of `layer` sees input pixels centred on offset + p·stride."""
     size, stride, offset = 1, 1, 0.0

@@ -3,15 +3,14 @@
 - `spectrum_slope`: the slope of log power against log frequency of the grey image's
   radially averaged spectrum. Photographs sit near -2 (Field 1987; -2.2 to -3.0 for the
   photos and paintings measured here), white noise at 0.
-- `target_probability` / `cropped_probability`: the classifier's probability of the
-  target class on the image, and on a random crop of it scaled back up (a pattern
-  that only works pixel-exact fails the second).
+- `target_probability`: the classifier's probability of the target class on the image (the
+  tests also ask it of random crops scaled back up: a pattern that only works pixel-exact
+  fails there).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def spectrum_slope(pixels: torch.Tensor) -> float:
@@ -30,16 +29,6 @@ def spectrum_slope(pixels: torch.Tensor) -> float:
     lx, ly = r.log(), radial.log()
     lx_c = lx - lx.mean()
     return float((lx_c * (ly - ly.mean())).sum() / (lx_c * lx_c).sum())
-
-
-def random_crop(pixels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """A crop that drops `fraction` of each side's length (at a random offset), scaled back to the size."""
-    h, w = pixels.shape[-2:]
-    ch, cw = round(h * (1 - fraction)), round(w * (1 - fraction))
-    top = int(torch.randint(0, h - ch + 1, (), generator=generator))
-    left = int(torch.randint(0, w - cw + 1, (), generator=generator))
-    crop = pixels[..., top:top + ch, left:left + cw]
-    return F.interpolate(crop.float(), size=(h, w), mode="bilinear", align_corners=False, antialias=False)
 
 
 def target_probability(classifier, pixels: torch.Tensor, target: int) -> float:

@@ -19,7 +19,7 @@ Lifecycle (per worker process):
 being optimised and its return value is passed to `process` as `loaded`; a task
 that does not override it keeps the one-argument `process(samples)`. Result
 members may be zero-argument callables returning bytes: the runner calls them in
-its writer thread, so encoding overlaps the next batch (see pipeline/run/overlap.py).
+its writer thread, so encoding overlaps the next batch (see pipeline/run/execute/overlap.py).
 
 Per-sample seeds are derived by the runner from (run seed, global index), so a
 sample's output does not depend on which worker ran it or in what order.

@@ -8,7 +8,6 @@ depend on the worker count; redrawing (`--set grid_filters=...`) reuses topk.jso
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from collections import OrderedDict
@@ -155,9 +154,3 @@ def reduce_and_draw(root: Path, cfg: VisualizeConfig, device: str, show_progress
         written = draw_layers(root, cfg, backbone, topk, progress)
     progress.close()
     return written
-
-
-def topk_digest(root: Path) -> str:
-    """sha256 of the merged top-k (for comparing runs)."""
-    data = json.loads((Path(root) / "visualize" / "topk.json").read_text())
-    return hashlib.sha256(json.dumps(data["layers"], sort_keys=True).encode()).hexdigest()

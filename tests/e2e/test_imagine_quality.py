@@ -16,7 +16,8 @@ from PIL import Image
 
 from dataset_util import nst, tar_samples
 from pipeline.pixels import to_tensor
-from pipeline.methods.quality import random_crop, spectrum_slope, target_probability
+from pipeline.methods.quality import spectrum_slope, target_probability
+from image_checks import random_crop
 
 DUMBBELL = 543
 # the README's grid: `nst imagine --class dumbbell --per-class 4 --out ...` (the preset's settings);

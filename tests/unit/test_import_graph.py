@@ -128,7 +128,7 @@ def test_the_root_check_sees_an_attribute_import(tmp_path, monkeypatch):
     (fake / "version.py").write_text("")
     (fake / "run" / "plan.py").write_text("from pipeline import __version__, version\n")
     monkeypatch.setattr(sys.modules[__name__], "PKG", fake)
-    assert root_imports() == ["pipeline.run.plan: __version__"]
+    assert root_imports() == ["pipeline.run.folder.plan: __version__"]
 
 
 def test_methods_know_no_files():

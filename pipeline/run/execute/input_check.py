@@ -4,7 +4,7 @@ Planning records only size + mtime (reading every file in full before the first 
 processed does not scale); the worker, which reads the input anyway, hashes it and the
 manifest row records the hash. An input whose size, mtime (or, with --hash-inputs, sha256)
 differs from the plan's makes that sample a failed_io row instead of a silently different
-result; a rerun reports the change before any work (pipeline/run/plan.py).
+result; a rerun reports the change before any work (pipeline/run/folder/plan.py).
 """
 
 from __future__ import annotations

@@ -94,11 +94,6 @@ def stop_cause() -> StopReason | None:
     return (errors or _REASONS or [None])[0]
 
 
-def stop_reason() -> str | None:
-    cause = stop_cause()
-    return cause.name if cause else None
-
-
 def open_channel() -> bool:
     """In the process that starts the ranks: name a fresh channel for them to inherit.
     True when this process owns it (must `close_channel`), False in a rank it started."""

@@ -3,8 +3,8 @@
 run.json holds the normalised config and its hash, the weights digest, package version,
 seed, shard size, the data root (once: sample sources are relative to it), the number of
 samples, the shard table and the plan's digests. The samples themselves live in
-plan/{shard}.parquet, one file per shard, which a worker reads when it claims that shard
-(pipeline/run/sample_files.py). Planning streams (pipeline/run/stream_plan.py): memory
+plan-{plan hash}/{shard}.parquet (the folder named by run.json's plan_dir), one file per shard, which a worker reads when it claims that shard
+(pipeline/run/folder/plan_samples.py). Planning streams (pipeline/run/folder/stream_plan.py): memory
 does not grow with the dataset. Inputs are described by size + mtime (their sha256 with
 `--hash-inputs`); a worker hashes each input as it reads it and records the hash in the
 manifest row. Devices and worker counts are not part of the identity, so a run started

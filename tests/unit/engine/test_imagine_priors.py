@@ -11,7 +11,8 @@ from pipeline.engine.objectives import (IMAGE, CentreNeuron, ChannelMean, ClassL
                                         ImageTotalVariation)
 from pipeline.engine.param import ImageParam
 from pipeline.engine.transforms import Robustness, gaussian_blur, random_view, scale_rotate
-from pipeline.methods.quality import random_crop, spectrum_slope
+from pipeline.methods.quality import spectrum_slope
+from image_checks import random_crop
 
 
 @pytest.mark.parametrize("kind", ["fourier", "pixel"])

@@ -12,7 +12,8 @@ from pipeline.engine.loop import RenderOptions, render
 from pipeline.engine.objectives import MeanSquaredActivation
 from pipeline.io.images import load_image
 from pipeline.pixels import resize, target_size, to_tensor
-from pipeline.methods.deconv import forward_with_switches, project_activation, project_down, receptive_box
+from image_checks import project_activation
+from pipeline.methods.deconv import forward_with_switches, project_down, receptive_box
 from pipeline.methods.visualize import TopK, filter_maxima, merge_topk
 
 ROOT = Path(__file__).resolve().parents[3]

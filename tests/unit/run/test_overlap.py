@@ -1,4 +1,4 @@
-"""Overlapping decode / encode / writes with compute in the dataset worker (pipeline/run/overlap.py).
+"""Overlapping decode / encode / writes with compute in the dataset worker (pipeline/run/execute/overlap.py).
 
 Real VGG16 on tiny images, real tar files and journals: overlap on and off give the same
 shards; prefetched decode failures and deferred-encode failures become exactly one failed

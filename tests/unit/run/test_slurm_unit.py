@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import slurm_env
 from pipeline.slurm import requeue as slurm
-from pipeline.run.execute.stop import reset, stop_reason, stop_requested
+from pipeline.run.execute.stop import reset, stop_cause, stop_requested
 
 @pytest.mark.parametrize("text,seconds", [("30", 1800), ("2:30", 150), ("1:00:00", 3600),
                                           ("1-02:03:04", 93784), ("2-12", 216000), ("1-00:30", 88200),
@@ -66,7 +66,7 @@ def test_usr2_and_term_set_the_stop_flag():
         slurm.install_signal_handlers()
         os.kill(os.getpid(), signal.SIGUSR2)
         time.sleep(0.05)
-        assert stop_requested() and stop_reason() == "SIGUSR2"
+        assert stop_requested() and stop_cause().name == "SIGUSR2"
         assert slurm.signalled_at() is not None
     finally:
         for s, h in old.items():

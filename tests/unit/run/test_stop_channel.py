@@ -57,7 +57,7 @@ def test_child_sees_rank_zeros_signal_and_no_channel_is_left_behind():
 
 def test_slurm_stop_keeps_its_name_and_status():
     stop.request_stop("SIGUSR2")
-    assert stop.stop_reason() == "SIGUSR2" and stop.stop_cause().exit_code == EXIT_PREEMPTED
+    assert stop.stop_cause().name == "SIGUSR2" and stop.stop_cause().exit_code == EXIT_PREEMPTED
 
 
 def test_first_signal_asks_to_stop_second_one_kills():
