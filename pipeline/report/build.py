@@ -79,10 +79,11 @@ def _devices_line(launches: list[dict], rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def _card(row: dict, out: Path, reader: TarMembers, data_root: str | None = None) -> dict:
+def _card(row: dict, out: Path, reader: TarMembers, data_root: str | None = None,
+          style_root: str | None = None) -> dict:
     thumbs = out / "thumbs"
     source = input_path(row.get("source"), data_root)
-    styles = row.get("styles") or []
+    styles = [input_path(s, style_root) for s in row.get("styles") or []]
     try:
         made = sample_output(row, reader, out)
         record = sample_record(row, reader, out) or {}
@@ -116,7 +117,7 @@ def make_report(opts: ReportOptions) -> ReportResult:
     reader = TarMembers(view.root)
     chosen = sample_rows(committed, opts.samples, opts.seed)
     data_root = view.plan.data.get("data_root")
-    cards = [_card(r, out, reader, data_root) for r in chosen]
+    cards = [_card(r, out, reader, data_root, view.plan.data.get("style_root")) for r in chosen]
 
     plot_files, notes = [], []
     losses = [v for v in (final_loss(r) for r in ok_rows) if v is not None]

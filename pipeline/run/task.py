@@ -71,10 +71,15 @@ class Sample:
     extra: dict = field(default_factory=dict)
     rel: str | None = None     # the published source (relative to the run's data root)
     planned: dict | None = None  # the source's size, mtime_ns, sha256 when the run was planned
+    style_rel: tuple[str, ...] | None = None  # the published styles (relative to the run's style root)
 
     @property
     def published_source(self) -> str | None:
         return self.rel if self.rel is not None else self.source
+
+    @property
+    def published_styles(self) -> list[str]:
+        return list(self.style_rel if self.style_rel is not None else self.styles)
 
 
 @dataclass
@@ -130,6 +135,11 @@ class Task:
     def data_root(self) -> str | None:
         """Optional: the folder `Planned.rel` paths are relative to (recorded once in run.json)."""
         return None
+
+    def style_files(self) -> list[str]:
+        """Optional: every style file the plan may name; run.json records their common folder once
+        and manifests and sample records name each style relative to it."""
+        return []
 
     def setup(self, device: str) -> None:
         """Load models and build caches once per worker process on `device`."""

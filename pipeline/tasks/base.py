@@ -109,7 +109,7 @@ class MethodTask(Task):
     def record(self, sample: Sample, meta: dict) -> bytes:
         """The sample's JSON member: where it came from, with what, on what, and `meta`."""
         record = {"key": sample.key, "index": sample.index, "source": sample.published_source,
-                  "styles": list(sample.styles), "seed": sample.seed, **self.record_fields(),
+                  "styles": sample.published_styles, "seed": sample.seed, **self.record_fields(),
                   "params": self._params(), "device": self.device,
                   "weights_digest": self.backbone.weights_digest,
                   **{k: v for k, v in sample.extra.items() if k != "passthrough"}, **meta}

@@ -166,6 +166,9 @@ class StylizeTask(MethodTask):
         self.classes = ClassTable()
         return assign_styles(self.rows, self.styles, self.assign, self.cfg.seed, self.plan_opts, self.classes)
 
+    def style_files(self) -> list[str]:
+        return [str(s) for s in self.styles]
+
     def data_root(self) -> str | None:
         root = getattr(self.rows, "root", None)
         return None if root is None else str(root)

@@ -222,7 +222,7 @@ class Worker:
         row = dict(result.meta)
         row.update({
             "key": sample.key, "index": sample.index, "shard": shard["name"], "source": sample.published_source,
-            "styles": list(sample.styles), "seed": sample.seed, "status": result.status,
+            "styles": sample.published_styles, "seed": sample.seed, "status": result.status,
             "error": result.error or "", "outputs": outputs, "attempt": attempt,
             "worker": {"rank": self.rank, "host": HOST, "pid": os.getpid(), "device": self.device,
                        "threads": _threads()},  # CPU outputs depend on it (run/execute/threads.py)

@@ -73,6 +73,7 @@ class RunPlan:
     def shard_samples(self, shard: dict) -> list[Sample]:
         """The samples of one shard, in plan order (reads that shard's file only)."""
         root = self.data.get("data_root")
+        style_root = self.data.get("style_root")
         out = []
         for r in read_samples(self.sample_file(shard)):
             source = r["source"]
@@ -86,13 +87,28 @@ class RunPlan:
             out.append(Sample(r["index"], r["key"] or sample_key(r["index"], self.total), path,
                               tuple(r["styles"] or ()), r["seed"], json.loads(r["extra"] or "{}"),
                               source if root else None,
-                              {"size": r["size"], "mtime_ns": r["mtime_ns"], "sha256": r["sha256"]}))
+                              {"size": r["size"], "mtime_ns": r["mtime_ns"], "sha256": r["sha256"]},
+                              _relative(r["styles"], style_root)))
         return out
 
     def iter_samples(self) -> Iterator[Sample]:
         """Every sample, shard by shard (one shard's rows in memory at a time)."""
         for shard in self.shards:
             yield from self.shard_samples(shard)
+
+
+def _style_root(task: Task) -> str | None:
+    """The folder the run's style files are published relative to (recorded once in run.json):
+    the deepest folder holding them all."""
+    styles = sorted({s for s in task.style_files()})
+    return os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in styles]) if styles else None
+
+
+def _relative(styles, root: str | None) -> tuple[str, ...] | None:
+    """Styles as published in manifests and sample records: relative to the run's style root."""
+    if not root or not styles:
+        return None
+    return tuple(os.path.relpath(os.path.abspath(s), root) for s in styles)
 
 
 def _rows(task: Task, seed: int) -> Iterator[dict]:
@@ -162,6 +178,7 @@ def plan_into(task: Task, shard_size: int, plan_dir: Path, hash_inputs: bool) ->
         "seed": seed,
         "weights_digest": task.weights_digest(),
         "data_root": task.data_root(),
+        "style_root": _style_root(task),
         "hash_inputs": hash_inputs,
         "total": result.total,
         "inputs_hash": result.inputs_hash,
