@@ -82,6 +82,9 @@ def test_run_dataset_and_open_run_with_failures(tmp_path):
     assert [meta["key"] for _, meta in samples] == ["00000000", "00000001", "00000002"]
     assert all(image.size == (32, 26) for image, _ in samples)
     assert samples[1][1]["source"].endswith("1.png") and "losses" in samples[1][1]
+    # style paths are published relative to the style root, recorded once in run.json
+    assert samples[1][1]["styles"] == ["style.png"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["style_root"] == str(tmp_path)
     with_failed = list(nst.open_run(tmp_path / "run", include_failed=True))
     assert len(with_failed) == 4 and with_failed[3][0] is None
     assert with_failed[3][1]["status"] == "failed_decode" and "3.png" in with_failed[3][1]["error"]
