@@ -1,5 +1,6 @@
 """The Python API as a notebook uses it, and the README's example run as written (smaller sizes)."""
 
+import json
 import os
 import re
 import subprocess
