@@ -66,12 +66,13 @@ imagine: install
 	$(BIN)/nst imagine $(foreach c,$(CLASSES),--class $(c)) --per-class 4 --out $(RUNS)/imagine $(ARGS)
 	$(BIN)/nst verify $(RUNS)/imagine
 
-# The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier alone (tests/unit).
+# The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier without its slow
+# (seconds-long optimisation) tests: tests/unit -m "not slow".
 test: install
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q tests/unit -m "not slow" $(PYTEST_ARGS)
 
 # Real single-node SLURM (apt-installs slurm + munge if missing; run as root): the slurm/ job scripts
 # through sbatch: array job, USR2 preemption + self-requeue, hard kill + lease takeover, srun ranks.

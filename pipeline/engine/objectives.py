@@ -110,7 +110,7 @@ class _GramDistance(torch.autograd.Function):
         m, diff = ctx.saved_tensors
         with no_autocast(m.device.type):
             # D + Dᵀ = 2·D: FᵀF and the target (a Gram, or a weighted sum of Grams) are
-            # symmetric, bit for bit on CPU (tests/unit/engine/test_speed_precision.py checks it), so
+            # symmetric, bit for bit on CPU (tests/unit/engine/test_bf16_keeps_fp32_sums.py checks it), so
             # the transposed read of D + Dᵀ is skipped; the product and its cast to F's dtype
             # are one pass. Where a backend's FᵀF is not exactly symmetric this differs from
             # F·(D + Dᵀ) by rounding only.

@@ -20,6 +20,8 @@ from pipeline.pixels import resize, to_tensor
 from pipeline.methods.stylize import build_objective
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # seconds of real optimisation: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def avg_backbone():

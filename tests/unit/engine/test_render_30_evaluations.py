@@ -1,10 +1,13 @@
 """A real 30-evaluation stylize through the real VGG16: the style loss falls, the seed decides the output."""
 
+import pytest
 import torch
 
 from pipeline.methods.stylize import StyleTargets, StylizeJob, stylize_batch
 from tests.conftest import make_image
 from tests.unit.engine.test_engine import _cfg
+
+pytestmark = pytest.mark.slow  # seconds of real optimisation: not in `make test-fast`
 
 
 def test_style_loss_falls_10x_and_output_differs_from_content(backbone):
