@@ -13,7 +13,7 @@ import typer
 
 from pipeline.cli.app import app, fail
 from pipeline.cli.run_options import run_command
-from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, NSTError
+from pipeline.errors import NSTError
 from pipeline.run.execute.options import RunOptions
 
 SET = typer.Option([], "--set", help="Override any config key: key=value")
@@ -23,9 +23,9 @@ SEED = typer.Option(None, help="Run seed (per-sample seeds derive from it)")
 DATA = typer.Argument(..., help="A directory of images, a .txt list, or a .csv/.jsonl with a path column")
 
 
-def _run_method(method: str, params: dict, overrides: dict | None = None, then=None) -> None:
-    """Build `method`'s config and Task from a command's parameters, run it on the shared runner (which
-    prints the run's final line), then then(task, code); NSTError -> one line + its exit code."""
+def _run_method(method: str, params: dict, overrides: dict | None = None, **task_options) -> None:
+    """Build `method`'s config and Task from a command's parameters and run it on the shared runner
+    (which prints the run's final line and runs the task's finish step); NSTError -> one line + its exit code."""
     from pipeline.run.execute.runner import execute
     from pipeline.tasks.registry import method_config, method_task
 
@@ -34,10 +34,8 @@ def _run_method(method: str, params: dict, overrides: dict | None = None, then=N
         cfg = method_config(method, params["config"], {"size": params["size"], "iterations": params["iterations"],
                                                            "seed": params["seed"], **(overrides or {})},
                                 params["set_"])
-        task = method_task(method, cfg, data=params.get("data"), styles=params.get("style") or ())
+        task = method_task(method, cfg, data=params.get("data"), styles=params.get("style") or (), **task_options)
         code = execute(task, run)
-        if then is not None:
-            then(task, code)
     except NSTError as exc:
         fail(exc)
     raise typer.Exit(code)
@@ -56,11 +54,8 @@ def texture(
     _run_method("texture", locals(), {"count": count})
 
 
-def _data_command(method: str, doc: str, then=None):
-    """Register `nst METHOD DATA` with only the shared options (invert, visualize).
-
-    then(params) may return a then(task, code) step for `_run_method`.
-    """
+def _data_command(method: str, doc: str):
+    """Register `nst METHOD DATA` with only the shared options (invert, visualize)."""
 
     def command(
         data: Path = DATA,
@@ -68,8 +63,7 @@ def _data_command(method: str, doc: str, then=None):
         set_: List[str] = SET, size: Optional[int] = SIZE, iterations: Optional[int] = ITERATIONS,
         seed: Optional[int] = SEED, run: RunOptions = None,
     ):
-        params = dict(locals())
-        _run_method(method, params, then=then(params) if then is not None else None)
+        _run_method(method, dict(locals()))
 
     command.__doc__ = doc
     command.__name__ = method
@@ -98,30 +92,11 @@ def dream(
                                     "dream_layer": layer, "channel": channel})
 
 
-def _visualize_reduce(params: dict):
-    """Rank 0 merges the per-shard maxima and draws the grids once the map step is done."""
-    from pytorch_lightning.utilities import rank_zero_only
-
-    from pipeline.engine.device import resolve_device
-    from pipeline.tasks.visualize_reduce import reduce_and_draw
-
-    out, device, progress = params["run"].out, params["run"].device, params["run"].progress
-
-    def reduce(task, code):
-        if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
-            written = reduce_and_draw(out, task.cfg, resolve_device("cuda" if device.startswith("cuda") else device),
-                                      show_progress=progress)
-            typer.echo(f"nst visualize: {out / 'visualize' / 'topk.json'}, "
-                       + ", ".join(str(p) for p in written), err=True)
-
-    return reduce
-
-
 _data_command("visualize", """Zeiler & Fergus: each filter's top-9 over DATA, projected to pixels with a deconvnet, as grids.
 
     Rerun the same command to redraw the grids from the recorded top-9 (no new pass);
     grid_filters and cell may change between runs.
-    """, then=_visualize_reduce)
+    """)
 
 
 @app.command()
@@ -143,14 +118,5 @@ def imagine(
     """Imagine a class or a channel from noise (Olah et al. 2017): Fourier-parameterised,
     colour-decorrelated images optimised under random pad, jitter, scale and rotation.
     Writes OUT/imagine/sheet.png, a contact sheet of the run, when it is done."""
-    from pytorch_lightning.utilities import rank_zero_only
-
-    from pipeline.tasks.imagine import write_sheet
-
-    def sheet(task, code):
-        if code in (EXIT_OK, EXIT_SAMPLES_FAILED) and getattr(rank_zero_only, "rank", 0) == 0:
-            path = write_sheet(run.out, task.cfg.output_format, columns=sheet_columns)
-            typer.echo(f"nst imagine: contact sheet {path}", err=True)
-
     _run_method("imagine", locals(), {"classes": classes or None, "per_class": per_class, "layer": layer,
-                                      "channels": channels}, then=sheet)
+                                      "channels": channels}, sheet_columns=sheet_columns)

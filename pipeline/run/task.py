@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from pipeline.errors import (  # noqa: F401  (the statuses and NonFiniteResult are part of the Task contract)
@@ -139,6 +140,11 @@ class Task:
     def style_files(self) -> list[str]:
         """Optional: every style file the plan may name; run.json records their common folder once
         and manifests and sample records name each style relative to it."""
+        return []
+
+    def finish(self, root: Path, device: str, show_progress: bool) -> list[str]:
+        """Optional: once every shard is done (all ok or some failed), in rank 0 only: a reduce step
+        over the run's outputs (visualize's grids, imagine's sheet). Returns the lines to print."""
         return []
 
     def setup(self, device: str) -> None:

@@ -28,13 +28,18 @@ class ImagineTask(MethodTask):
     name = "imagine"
     shard_prefix = "imagine"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, sheet_columns: int | None = None):
         super().__init__(cfg)
+        self.sheet_columns = sheet_columns  # presentation only: not part of the run's identity
         if cfg.classes:
             self.batch_size = cfg.per_class if cfg.diversity_weight > 0 else 1
         else:  # channels: batch_size of them share one render (faster on a CPU; views shared)
             self.batch_size = cfg.batch_size if isinstance(cfg.batch_size, int) else 1
         self.together = self.batch_size > 1
+
+    def finish(self, root, device: str, show_progress: bool) -> list[str]:
+        """The run's contact sheet, ROOT/imagine/sheet.png."""
+        return [f"nst imagine: contact sheet {write_sheet(root, self.cfg.output_format, columns=self.sheet_columns)}"]
         self._rendered: dict = {}  # key -> (pixels, meta) or the exception of its batch
 
     def plan(self) -> list[Planned]:

@@ -34,7 +34,7 @@ def method_config(method: str, preset: str, overrides: dict | None = None, sets=
 
 def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: str = "one",
                 shard_order: str = "size", device: str = "auto", styles_per_image: int = 1,
-                label_from: str | None = None, key_from: str | None = None):
+                label_from: str | None = None, key_from: str | None = None, sheet_columns: int | None = None):
     """The dataset Task of `method` over DATA (a directory, .txt, .csv, .jsonl or webdataset tars)
     and/or style images."""
     from pipeline.io.reader import read_data, read_styles
@@ -49,7 +49,7 @@ def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: s
     if method == "imagine":  # no input files: the plan lists the classes or channels
         from pipeline.tasks.imagine import ImagineTask
 
-        return ImagineTask(cfg)
+        return ImagineTask(cfg, sheet_columns)
     from pipeline.tasks.dream import DreamTask
     from pipeline.tasks.invert import InvertTask
     from pipeline.tasks.visualize import VisualizeTask

@@ -25,6 +25,15 @@ class VisualizeTask(PerImageTask):
     shard_prefix = "maxima"
     presentation_keys = ("grid_filters", "cell")
 
+    def finish(self, root, device: str, show_progress: bool) -> list[str]:
+        """The reduce step: merge the per-shard maxima into topk.json and draw the grids."""
+        from pipeline.engine.device import resolve_device
+        from pipeline.tasks.visualize_reduce import reduce_and_draw
+
+        written = reduce_and_draw(root, self.cfg, resolve_device("cuda" if device.startswith("cuda") else device),
+                                  show_progress=show_progress)
+        return [f"nst visualize: {root / 'visualize' / 'topk.json'}, " + ", ".join(str(p) for p in written)]
+
     def produce(self, sample: Sample):
         img = self.sized(sample.source)
         x = self.backbone.pre.to_net(to_tensor(img).to(self.backbone.device))

@@ -86,6 +86,9 @@ def _execute(task: Task, opts: RunOptions, accelerator: str, launcher: bool) -> 
     if rank == 0:
         atomic_write_text(plan.root / "summary.json", json.dumps(summary, indent=1))
         print(format_table(summary), file=sys.stderr)
+        if summary["complete"]:
+            for line in task.finish(plan.root, opts.device, opts.progress):
+                print(line, file=sys.stderr)
         if code == EXIT_SAMPLES_FAILED:
             print(f"nst: {summary['failed']} of {summary['planned']} samples failed; see `nst status "
                   f"{plan.root}`, rerun with --retry-failed to retry them", file=sys.stderr)
