@@ -6,8 +6,6 @@ and prints; the planning and sbatch logic is pipeline.slurm.submit.
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from pipeline.cli.app import app, fail
-from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, BadInput, NSTError
+from pipeline.errors import EXIT_OK, NSTError
 from pipeline.slurm import submit as submit_run
 from pipeline.slurm.submit import SLURM_DIR
 
@@ -96,28 +94,12 @@ def _run_stylize(argv: list[str]) -> int:
 @app.command("slurm-worker", hidden=True)
 def slurm_worker(out: Path = typer.Argument(..., help="Run directory written by nst submit")):
     """Inside a job: be one worker of the run (array task or srun rank), requeue on preemption."""
-    from pipeline import slurm_env
-    from pipeline.slurm import requeue as slurm
-    from pipeline.run.execute.stop import stop_requested
+    from pipeline.slurm.worker import run_worker
 
-    slurm.install_signal_handlers()
     try:
-        job = json.loads((out / "slurm" / "job.json").read_text())
-    except (FileNotFoundError, ValueError) as exc:
-        fail(BadInput(f"{out}/slurm/job.json unreadable ({exc}); submit with nst submit"))
-    os.environ["NST_NUM_NODES"] = str(job.get("nodes", 1))
-    task = slurm.SlurmTask.from_env()
-    if task is not None:
-        typer.echo(f"nst slurm: worker ready in job {slurm_env.worker_label(task.holder_info())}; "
-                   f"USR2/TERM stop it cleanly", err=True)
-    if _run_complete(out):
-        typer.echo(f"nst: no work left in {out}; exiting", err=True)
-        raise typer.Exit(EXIT_OK)
-    code = _run_stylize(job["argv"])
-    if stop_requested() and code == EXIT_PREEMPTED:
-        if task is not None and task.ntasks <= 1:
-            code = slurm.after_stop(out, task)
-        # several ranks in one step: the batch shell requeues once they all stopped
+        code = run_worker(out, _run_stylize)
+    except NSTError as exc:
+        fail(exc)
     raise typer.Exit(code)
 
 
@@ -127,13 +109,3 @@ def slurm_requeue(out: Path = typer.Argument(..., help="Run directory")):
     from pipeline.slurm import requeue as slurm
 
     raise typer.Exit(slurm.after_stop(out))
-
-
-def _run_complete(out: Path) -> bool:
-    from pipeline.run.folder.plan import load_run
-    from pipeline.run.views.status import summarize
-
-    try:
-        return bool(summarize(load_run(out))["complete"])
-    except NSTError:
-        return False
