@@ -32,7 +32,8 @@ def cpu_model() -> str:
 
 COLUMNS = ["path", "precision", "batch", "images", "evals/img", "full-size equiv.", "evals to quality",
            "s/img", "img/h", "img/h at quality", "evals/s",
-           "GFLOP/eval", "TFLOP/s", "% matmul", "peak MiB", "MiB/img", "final loss per sample (fp32 eval)"]
+           "GFLOP/eval", "TFLOP/s", "% matmul", "peak MiB", "MiB/img", "final loss per sample (fp32 eval)",
+           "structure / style match per sample"]
 
 
 def _quality_cells(r: dict, classic: bool) -> list[str]:
@@ -59,7 +60,15 @@ def _row_cells(r: dict, classic: bool = False) -> list[str]:
         "-" if frac is None else f"{100 * frac:.1f}",
         f"{r['peak_mib']:.0f}", f"{r['peak_mib_per_image']:.0f}",
         " ".join(f"{v:.4e}" for v in r["losses"]) or "-",
+        _look_cell(r),
     ]
+
+
+def _look_cell(r: dict) -> str:
+    """The ruler of `nst look` on each final image (rows measured before it existed: -)."""
+    def num(v):
+        return "-" if v is None else f"{v:.3f}"
+    return " ".join(f"{num(x['structure'])}/{num(x['style_match'])}" for x in r.get("looks") or []) or "-"
 
 
 def _is_classic(result: dict) -> bool:
