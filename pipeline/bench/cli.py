@@ -91,6 +91,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--save", default=None, help="Write the JSON record here (e.g. benchmarks/results/cpu.json)")
     p.add_argument("--markdown", default=None,
                    help="Then re-render this file (BENCHMARKS.md) from the records beside --save")
+    p.add_argument("--look", action="store_true", help="The look table instead: sizes x pairs x {structure, "
+                   "style match, seconds} on the ruler of `nst look` (`nst bench --look --help`)")
     return p
 
 
@@ -124,7 +126,12 @@ def execute(argv: list[str], prog: str) -> dict:
 
 
 def main(argv: list[str], prog: str) -> int:
-    """Run the bench; a bad option is one line on stderr and exit status 2."""
+    """Run the bench (`--look`: the look table, pipeline/bench/look.py); a bad option is one line on
+    stderr and exit status 2."""
+    if "--look" in argv:
+        from pipeline.bench.look import main as look_main
+
+        return look_main(argv, prog)
     try:
         execute(argv, prog)
     except NSTError as exc:

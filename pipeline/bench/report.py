@@ -342,6 +342,11 @@ def render_benchmarks(results_dir: str | Path = RESULTS_DIR, out: str | Path = "
         from pipeline.bench import scale_report
 
         parts.append(scale_report.markdown(scale_report.load(scale_dir)))
+    look_dir = Path(results_dir) / "look"
+    if any(look_dir.glob("*.json")):
+        from pipeline.bench import look_report
+
+        parts.append(look_report.markdown(look_report.load(look_dir)))
     text = "\n".join(parts)
     atomic_write_text(Path(out), text)
     return text
