@@ -57,3 +57,33 @@ def test_report_shows_the_look_per_sample_and_as_a_scatter(run):
     assert svg.exists() and 'src="plots/look.svg"' in page
     points = svg.read_text().split('id="PathCollection_1"')[1].split("</g>")[0]
     assert points.count("<use ") == len(rows)  # one marker per ok sample
+
+
+def test_bench_look_prints_and_records_the_table(tmp_path):
+    save = tmp_path / "results" / "look" / "t.json"
+    md = tmp_path / "BENCHMARKS.md"
+    peer = tmp_path / "peer.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (120, 120, 120)).save(peer)
+    r = nst("bench", "--look", "--sizes", "40,48", "--pairs", "astronaut:great_wave_of_kanagawa", "--iterations",
+            "3", "--budgets", "2,3", "--budget-sizes", "40", "--threads", "1",
+            "--peer", f"astronaut:great_wave_of_kanagawa:48={peer}:1.5", "--save", save, "--markdown", md,
+            timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = json.loads(save.read_text())
+    assert [(row["size"], row["evaluations"]) for row in rec["rows"]] == [(40, 3), (48, 3)]
+    assert [row["evaluations"] for row in rec["budgets"]] == [2, 3]
+    assert rec["peers"][0]["seconds"] == 1.5 and rec["peers"][0]["style_match"] < 0.5
+    for row in rec["rows"]:
+        assert f"nst default" in r.stdout and f"{row['structure']:.3f}" in r.stdout
+    assert "over 40, 48 px: structure mean" in r.stdout and "evaluations to the look at 40 px" in r.stdout
+    assert "## The look (`nst bench --look`)" in md.read_text()
+
+
+@pytest.mark.parametrize("args", [["--pairs", "nobody:great_wave_of_kanagawa"], ["--sizes", "0"],
+                                  ["--peer", "astronaut:great_wave_of_kanagawa:48=/nope.png:3"],
+                                  ["--set", "strength=2"]])
+def test_bench_look_bad_option_is_one_line_exit_2(args):
+    r = nst("bench", "--look", *args, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
