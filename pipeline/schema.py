@@ -48,6 +48,7 @@ NonNegativeInt = Int(ge=0)
 NonNegative = Float(ge=0)
 Positive = Float(gt=0)
 OpenFraction = Float(gt=0, lt=1)   # (0, 1)
+Fraction = Float(ge=0, le=1)       # [0, 1]
 Layers = Annotated[list[str], BeforeValidator(_split_commas)]
 Weights = Annotated[list[NonNegative], BeforeValidator(_split_commas)]
 

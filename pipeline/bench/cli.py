@@ -11,46 +11,12 @@ import argparse
 import shlex
 import sys
 
-from pipeline.errors import BadInput, NSTError
-
-
-def int_list(name: str, raw: str) -> list[int]:
-    try:
-        values = [int(v) for v in str(raw).split(",") if v.strip()]
-    except ValueError:
-        raise BadInput(f"{name} must be a positive integer or a comma list of them, got {raw!r}")
-    if not values or any(v <= 0 for v in values):
-        raise BadInput(f"{name} must be a positive integer or a comma list of them, got {raw!r}")
-    return values
-
-
-def precision_list(raw: str) -> list[str]:
-    values = [v.strip() for v in str(raw).split(",") if v.strip()]
-    bad = [v for v in values if v not in ("fp32", "bf16", "auto")]
-    if not values or bad:
-        raise BadInput(f"precision must be fp32, bf16 or auto (or a comma list), got {raw!r}")
-    return values
-
-
-def compile_list(raw: str | None) -> list[str]:
-    from pipeline.engine.compiled import COMPILE_MODES
-
-    values = [v.strip() for v in str(raw or "").split(",") if v.strip()]
-    bad = [v for v in values if v not in COMPILE_MODES or v in ("none", "auto")]
-    if bad:
-        raise BadInput(f"compile must be default, reduce-overhead or max-autotune (or a comma list), got {raw!r}")
-    return values
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line with exit status 2, like every other command's."""
-
-    def error(self, message):
-        raise BadInput(message)
+from pipeline.bench.args import OneLineParser, compile_list, int_list, precision_list
+from pipeline.errors import NSTError
 
 
 def parser(prog: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="The classic run (the quality bar) against the production path: "
+    p = OneLineParser(prog=prog, description="The classic run (the quality bar) against the production path: "
                                        "evaluations and images per hour to that quality; prints the table, "
                                        "writes BENCHMARKS.md.")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -91,6 +57,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--save", default=None, help="Write the JSON record here (e.g. benchmarks/results/cpu.json)")
     p.add_argument("--markdown", default=None,
                    help="Then re-render this file (BENCHMARKS.md) from the records beside --save")
+    p.add_argument("--look", action="store_true", help="The look table instead: sizes x pairs x {structure, "
+                   "style match, seconds} on the ruler of `nst look` (`nst bench --look --help`)")
     return p
 
 
@@ -124,7 +92,12 @@ def execute(argv: list[str], prog: str) -> dict:
 
 
 def main(argv: list[str], prog: str) -> int:
-    """Run the bench; a bad option is one line on stderr and exit status 2."""
+    """Run the bench (`--look`: the look table, pipeline/bench/look.py); a bad option is one line on
+    stderr and exit status 2."""
+    if "--look" in argv:
+        from pipeline.bench.look import main as look_main
+
+        return look_main(argv, prog)
     try:
         execute(argv, prog)
     except NSTError as exc:

@@ -33,7 +33,8 @@ def cpu_model() -> str:
 
 COLUMNS = ["path", "precision", "batch", "images", "evals/img", "full-size equiv.", "evals to quality",
            "s/img", "img/h", "img/h at quality", "evals/s",
-           "GFLOP/eval", "TFLOP/s", "% matmul", "peak MiB", "MiB/img", "final loss per sample (fp32 eval)"]
+           "GFLOP/eval", "TFLOP/s", "% matmul", "peak MiB", "MiB/img", "final loss per sample (fp32 eval)",
+           "structure / style match per sample"]
 
 
 def _quality_cells(r: dict, classic: bool) -> list[str]:
@@ -60,7 +61,15 @@ def _row_cells(r: dict, classic: bool = False) -> list[str]:
         "-" if frac is None else f"{100 * frac:.1f}",
         f"{r['peak_mib']:.0f}", f"{r['peak_mib_per_image']:.0f}",
         " ".join(f"{v:.4e}" for v in r["losses"]) or "-",
+        _look_cell(r),
     ]
+
+
+def _look_cell(r: dict) -> str:
+    """The ruler of `nst look` on each final image (rows measured before it existed: -)."""
+    def num(v):
+        return "-" if v is None else f"{v:.3f}"
+    return " ".join(f"{num(x['structure'])}/{num(x['style_match'])}" for x in r.get("looks") or []) or "-"
 
 
 def _is_classic(result: dict) -> bool:
@@ -334,6 +343,11 @@ def render_benchmarks(results_dir: str | Path = RESULTS_DIR, out: str | Path = "
         from pipeline.bench import scale_report
 
         parts.append(scale_report.markdown(scale_report.load(scale_dir)))
+    look_dir = Path(results_dir) / "look"
+    if any(look_dir.glob("*.json")):
+        from pipeline.bench import look_report
+
+        parts.append(look_report.markdown(look_report.load(look_dir)))
     text = "\n".join(parts)
     atomic_write_text(Path(out), text)
     return text

@@ -140,6 +140,7 @@ class Workload:
         contents = [_square(EXAMPLES / "content" / CONTENTS[i % len(CONTENTS)], size) for i in range(n)]
         self.content_net = pre.to_net(torch.cat(contents).to(device))
         style_net = pre.to_net(_square(EXAMPLES / "style" / STYLE, size).to(device))
+        self.style_net = style_net
         with torch.no_grad():
             acts = net(style_net, cfg.style_layers)
             self.grams = {layer: gram(acts[layer]) for layer in cfg.style_layers}
@@ -157,6 +158,18 @@ class Workload:
         """Total loss per sample at x, evaluated in fp32 on the same objective for both paths."""
         parts = evaluate(self.net, self.objective(lo, lo + x.shape[0]), x, "fp32")
         return [float(v) for v in sum(parts.values()).cpu()]
+
+
+# ------------------------------------------------------------------ the look
+
+def looks(ruler, work: Workload, x: torch.Tensor) -> list[dict]:
+    """structure and style match (methods/look.py) of each final image against its content and the style."""
+    from pipeline.io.images import to_pil
+
+    pil = lambda t: to_pil(work.pre.to_pixels(t.detach().float().cpu()).clamp(0, 255))  # noqa: E731
+    style = pil(work.style_net)
+    return [ruler.score_one(pil(work.content_net[i:i + 1]), style, pil(x[i:i + 1])).as_dict()
+            for i in range(x.shape[0])]
 
 
 # --------------------------------------------------------------- measuring
@@ -366,7 +379,8 @@ def _plan(cfg: StyleConfig, size: int) -> list[tuple[int, int]]:
     """The preset's stages for a size×size image: [(evaluations, side), ...], coarsest first."""
     from pipeline.methods.stages import stage_plan
 
-    return [(n, wh[0]) for n, wh in stage_plan(cfg.iterations, cfg.coarse_stages, (size, size))]
+    return [(n, wh[0]) for n, wh in stage_plan(cfg.iterations, cfg.coarse_stages, (size, size), cfg.stage_base,
+                                              cfg.stage_base_share)]
 
 
 def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
@@ -414,6 +428,16 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
             checkpoint(record)
 
     latest: dict = {}
+    ruler = None
+    if not opts.random_weights:  # the look needs trained weights on both networks
+        from pipeline.methods.look import LookRuler
+
+        ruler = LookRuler()
+
+    def look(row: dict, x: torch.Tensor) -> dict:
+        if ruler is not None:
+            row["looks"] = looks(ruler, work, x)
+        return row
 
     def scheduled(b: int, p: str, stages, label: str = "production", compile: str = cfg.compile) -> dict:
         _reset_peak(device)
@@ -422,7 +446,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
                                     progress, opts.check_every, bar=bar, compile=compile, label=label,
                                     peak=lambda: _peak_mib(device))
         latest["images"] = images  # only the latest row's checked images are kept
-        return row
+        return look(row, images[max(images)]) if stages[-1][1] == opts.size else row
 
     def pictures(row: dict) -> None:
         """The side-by-side sheet, from the first row at the bar; failing that, the first in the band."""
@@ -445,7 +469,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
     _reset_peak(device)
     classic_row, classic_x = classic_path(work, n_ref, opts.classic_evaluations, progress,
                                           peak=lambda: _peak_mib(device))
-    add(classic_row)
+    add(look(classic_row, classic_x))
     if opts.classic_jitter:
         _reset_peak(device)
         jittered, _ = classic_path(work, n_ref, opts.classic_evaluations, progress, jitter=opts.classic_jitter,

@@ -108,9 +108,10 @@ def build_objective(cfg: StyleConfig, content_acts: torch.Tensor | str | None,
     """
     terms = []
     red = cfg.loss_reduction
-    if content_acts is not None and cfg.content_weight > 0:
+    content_weight = cfg.balanced_content_weight()  # `strength`, where the preset uses it
+    if content_acts is not None and content_weight > 0:
         target = None if content_acts is AT_FIRST_EVALUATION else content_acts
-        terms.append(cfg.content_weight * Content(cfg.content_layer, target, red))
+        terms.append(content_weight * Content(cfg.content_layer, target, red))
     n = len(cfg.style_layers)
     for layer, w in zip(cfg.style_layers, cfg.style_weights):
         if w:
@@ -206,7 +207,7 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
     dev = backbone.device
     wh = content_size(job.contents[0], cfg)
     precision = resolve_precision(cfg.precision, dev)
-    plan = stage_plan(cfg.iterations, cfg.coarse_stages, wh)
+    plan = stage_plan(cfg.iterations, cfg.coarse_stages, wh, cfg.stage_base, cfg.stage_base_share)
     total = cfg.iterations
     x0, done, history, seconds = None, 0, [], 0.0
     for i, (n, stage_wh) in enumerate(plan):

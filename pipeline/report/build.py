@@ -100,7 +100,8 @@ def _card(row: dict, out: Path, reader: TarMembers, data_root: str | None = None
             "loss": final_loss(row), "seconds": row.get("seconds"), "device": device_label(row),
             "source_name": Path(source or (styles[0] if styles else "")).name,
             "source_title": source or ", ".join(styles), "problem": problem,
-            "curve": record.get("loss_curve")}
+            "curve": record.get("loss_curve"), "structure": row.get("structure"),
+            "style_match": row.get("style_match")}
 
 
 def make_report(opts: ReportOptions) -> ReportResult:
@@ -127,9 +128,12 @@ def make_report(opts: ReportOptions) -> ReportResult:
             per_device[device_label(r)].append(float(r["seconds"]))
     curves = {c["key"]: c["curve"] for c in cards if c["curve"]}
     curves = dict(list(curves.items())[:6])
+    looks = [(float(r["structure"]), float(r["style_match"])) for r in ok_rows
+             if isinstance(r.get("structure"), (int, float)) and isinstance(r.get("style_match"), (int, float))]
     for made in (plots.loss_histogram(losses, "loss", out / "plots" / "loss.svg"),
                  plots.seconds_histogram(per_device, out / "plots" / "seconds.svg"),
-                 plots.loss_curves(curves, out / "plots" / "curves.svg")):
+                 plots.loss_curves(curves, out / "plots" / "curves.svg"),
+                 plots.look_scatter(looks, out / "plots" / "look.svg")):
         if made is not None:
             plot_files.append(os.path.relpath(made, out))
     if not losses:

@@ -99,7 +99,10 @@ def contact_sheet(cards: list[dict], n_ok: int, seed: int) -> str:
         figs = [_img(c["content"], "no content" if c["content_path"] is None else "content unreadable", "content"),
                 _img(c["style"], "no style" if c["style_path"] is None else "style unreadable", "style"),
                 _img(c["thumb"], c["problem"] or "no image output", "output", c["full"])]
+        look = c.get("structure"), c.get("style_match")
         meta = " · ".join(x for x in (f"loss {_num(c['loss'])}" if c["loss"] is not None else "",
+                                      f"structure {_num(look[0])}" if look[0] is not None else "",
+                                      f"style match {_num(look[1])}" if look[1] is not None else "",
                                       f"{_num(c['seconds'])} s" if c["seconds"] is not None else "",
                                       escape(c["device"])) if x)
         html.append(f'<div class="card"><div class="imgs">{"".join(figs)}</div>'

@@ -67,3 +67,18 @@ def loss_curves(curves: dict[str, list], path: Path) -> Path | None:
     ax.set_title("loss curves (sampled)")
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def look_scatter(points: list[tuple[float, float]], path: Path) -> Path | None:
+    """Structure against style match per ok sample (the ruler of `nst look`): where a run's
+    outputs sit between the content (structure 1, style match 0) and the style (style match 1)."""
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(4.6, 2.6))
+    ax.scatter([s for _, s in points], [t for t, _ in points], s=10, color="#3b6ea5")
+    ax.set_xlabel("style match")
+    ax.set_ylabel("structure")
+    ax.set_xlim(min(0.0, *(s for _, s in points)), 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_title(f"the look ({len(points)} samples)")
+    return _save(fig, path)

@@ -149,6 +149,7 @@ class StylizeTask(MethodTask):
         # the runner hands process() up to this many samples; "auto" sizes each bucket from free memory
         self.batch_size = cfg.max_batch if cfg.batch_size == "auto" else cfg.batch_size
         self._targets = None
+        self._ruler = None
         self._style_cache: dict = {}
 
     def identity_extra(self) -> dict:
@@ -180,10 +181,12 @@ class StylizeTask(MethodTask):
         return {"classes.json": json.dumps(self.classes.index, indent=1) + "\n"}
 
     def setup(self, device: str) -> None:
+        from pipeline.methods.look import LookRuler
         from pipeline.methods.stylize import StyleTargets
 
         super().setup(device)
         self._targets = StyleTargets(self.backbone, self.cfg, max_entries=64)
+        self._ruler = LookRuler(device=device)  # the look of every sample, read on EfficientNet-Lite0
 
     def _style(self, path: str):
         """Decoded style images are kept per worker; Gram targets are cached by StyleTargets."""
@@ -308,10 +311,19 @@ class StylizeTask(MethodTask):
                     "compiled": result.compiled}
             if shrunk:
                 meta["oom_resized_from"] = list(wh)
+            meta.update(self._look(content, _styles, image))
             members, published = passthrough_members(sample)
             members = {self.cfg.output_format: data, **members, "json": self.record(sample, {**meta, **published})}
             out.append(SampleResult(sample.key, OK, members, meta))
         return out
+
+    def _look(self, content, styles: list, image) -> dict:
+        """structure and style_match of one output (methods/look.py); a blend of several styles
+        has no single style to measure against, so it records neither."""
+        if self._ruler is None or len(styles) != 1:
+            return {}
+        look = self._ruler.score_one(content, styles[0][1], image).as_dict()
+        return look if look["style_match"] is not None else {"structure": look["structure"]}
 
 
 def passthrough_members(sample: Sample) -> tuple[dict[str, bytes], dict]:

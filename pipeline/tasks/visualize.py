@@ -13,9 +13,9 @@ import json
 from pipeline.pixels import to_tensor
 from pipeline.methods.visualize import filter_maxima
 from pipeline.run.task import Sample
+from pipeline.tasks.visualize_reduce import MAXIMA, reduce_and_draw
 from pipeline.tasks.base import PerImageTask
 
-MAXIMA = "maxima.json"
 
 
 class VisualizeTask(PerImageTask):
@@ -28,7 +28,6 @@ class VisualizeTask(PerImageTask):
     def finish(self, root, device: str, show_progress: bool) -> list[str]:
         """The reduce step: merge the per-shard maxima into topk.json and draw the grids."""
         from pipeline.engine.device import resolve_device
-        from pipeline.tasks.visualize_reduce import reduce_and_draw
 
         written = reduce_and_draw(root, self.cfg, resolve_device("cuda" if device.startswith("cuda") else device),
                                   show_progress=show_progress)

@@ -24,7 +24,8 @@ from pipeline.methods.deconv import forward_with_switches, project_down
 from pipeline.methods.visualize import TopK, VisualizeConfig, draw_grid, merge_topk, patch_pair, projection_image
 from pipeline.run.folder.plan import RunPlan, load_run
 from pipeline.tasks.base import MethodTask
-from pipeline.tasks.visualize import MAXIMA
+
+MAXIMA = "maxima.json"  # the map step's member: {layer: {value, y, x}} of one image
 
 
 def shard_partial(plan: RunPlan, shard: dict, layers: list[str], k: int) -> dict:

@@ -69,6 +69,12 @@ def test_bench_prints_classic_production_quality_and_renders_markdown(tmp_path):
     assert len(quality) == 1 and f"(stages 6@32px -> {done}@64px)" in quality[0]
     text = md.read_text()
     assert "| classic (torch L-BFGS, no line search) | fp32 |" in text and "img/h at quality" in text
+    # the look (nst look's ruler) of every final image, printed beside the loss
+    for row in (classic, prod):
+        assert len(row["looks"]) == 2 and all(0 < x["structure"] <= 1 and x["style_match"] < 1 for x in row["looks"])
+        cell = " ".join(f"{x['structure']:.3f}/{x['style_match']:.3f}" for x in row["looks"])
+        assert any(line.startswith(row["path"]) and line.endswith(cell) for line in lines)
+    assert "structure / style match per sample" in text
     # the profile: a kernel table of one production evaluation with the convolutions' share
     p = rec["profiles"][0]
     assert p["batch"] == 2 and "aten::convolution_backward" in p["table"] and 0 < p["conv_share"] <= 1

@@ -123,10 +123,10 @@ def root_imports() -> list[str]:
 
 def test_the_root_check_sees_an_attribute_import(tmp_path, monkeypatch):
     fake = tmp_path / "pipeline"
-    (fake / "run").mkdir(parents=True)
+    (fake / "run" / "folder").mkdir(parents=True)
     (fake / "__init__.py").write_text("__version__ = '0'\n")
     (fake / "version.py").write_text("")
-    (fake / "run" / "plan.py").write_text("from pipeline import __version__, version\n")
+    (fake / "run" / "folder" / "plan.py").write_text("from pipeline import __version__, version\n")
     monkeypatch.setattr(sys.modules[__name__], "PKG", fake)
     assert root_imports() == ["pipeline.run.folder.plan: __version__"]
 

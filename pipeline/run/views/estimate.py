@@ -105,9 +105,15 @@ def _done_rows(plan: RunPlan, states) -> Iterator[dict]:
             yield from shard_rows(plan.root, st)
 
 
-def measured_rate(rows: Iterable[dict], device: str, stages: list = ()) -> tuple[float, int] | None:
+def schedule(config: dict) -> dict:
+    """The run's stage settings as keyword arguments of `pixel_evaluations`."""
+    return dict(coarse_stages=config.get("coarse_stages") or [], base=config.get("stage_base"),
+                base_share=config.get("stage_base_share") or 0.4)
+
+
+def measured_rate(rows: Iterable[dict], device: str, stages: dict | None = None) -> tuple[float, int] | None:
     """(seconds per million pixel-evaluations, samples) over this run's ok rows on `device` (cpu/cuda);
-    stages: the run's `coarse_stages`."""
+    stages: the run's `schedule`."""
     seconds = mpe = 0.0
     n = 0
     for r in rows:
@@ -115,7 +121,7 @@ def measured_rate(rows: Iterable[dict], device: str, stages: list = ()) -> tuple
         if r["status"] != OK or not dev.startswith(device) or not r.get("size") or not r.get("iterations"):
             continue
         seconds += float(r.get("seconds") or 0)
-        mpe += pixel_evaluations(r["iterations"], stages, tuple(r["size"])) / 1e6
+        mpe += pixel_evaluations(r["iterations"], wh=tuple(r["size"]), **(stages or schedule({}))) / 1e6
         n += 1
     return (seconds / mpe, n) if n and mpe and seconds else None
 
@@ -157,7 +163,7 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
 
     config = plan.data.get("config", {})
     iterations = int(config.get("iterations") or 0)
-    stages = config.get("coarse_stages") or []
+    stages = schedule(config)
     states = collect(plan)
     pending = sum(st.planned - st.done for st in states)
     picked = header_samples(plan)
@@ -167,7 +173,7 @@ def estimate(plan: RunPlan, device: str, working_size: Callable[[Sample], tuple[
         wh = working_size(sample)
         sizes[wh] += stands_for
         if wh is not None:
-            pixel_evals_sum += pixel_evaluations(iterations, stages, wh) * stands_for
+            pixel_evals_sum += pixel_evaluations(iterations, wh=wh, **stages) * stands_for
             weight += stands_for
     sizes = Counter({wh: round(n) for wh, n in sizes.items()})
     pixel_evals = (pixel_evals_sum / weight if weight else 0.0) * pending

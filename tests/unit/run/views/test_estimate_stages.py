@@ -3,9 +3,9 @@ sides of the rate: the run's finished rows and a benchmark record's production r
 
 import json
 
-from pipeline.run.views.estimate import benchmark_rate, measured_rate
+from pipeline.run.views.estimate import benchmark_rate, measured_rate, schedule
 
-STAGES = [[0.25, 0.3], [0.5, 0.2]]  # the default preset's schedule
+STAGES = schedule({"coarse_stages": [[0.25, 0.3], [0.5, 0.2]]})  # the default preset's former schedule
 
 
 def _row(size, seconds):
@@ -22,6 +22,13 @@ def test_measured_rate_counts_coarse_stages_at_their_pixels():
     assert abs(staged / plain - 500 / 284.375) < 1e-9
     tiny = measured_rate([_row(40, 1.0)], "cpu", STAGES)[0]  # stages under 32 px are skipped: all at full size
     assert abs(tiny - 1.0 / (40 * 40 * 500 / 1e6)) < 1e-9
+
+
+def test_measured_rate_counts_absolute_stages_at_their_pixels():
+    stages = schedule({"stage_base": 128, "stage_base_share": 0.4})
+    rate, _ = measured_rate([_row(256, 100.0)], "cpu", stages)
+    # 200 evaluations at 128 px + 150 at 181 px + 150 at 256 px
+    assert abs(rate - 100.0 / ((200 * 128 * 128 + 150 * 181 * 181 + 150 * 256 * 256) / 1e6)) < 1e-9
 
 
 def test_benchmark_rate_uses_the_rows_full_size_equivalent_evaluations(tmp_path):
