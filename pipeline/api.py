@@ -397,9 +397,15 @@ def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: s
 
 def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False, hash_inputs: bool = False):
     """Write (or check) OUT/run.json and its per-shard sample files for `task` without running it."""
+    from pipeline.io.oserrors import is_output_error, output_error
     from pipeline.run.plan import open_run as open_plan
 
-    return open_plan(out, task, shard_size, overwrite=overwrite, hash_inputs=hash_inputs)
+    try:
+        return open_plan(out, task, shard_size, overwrite=overwrite, hash_inputs=hash_inputs)
+    except OSError as exc:  # a failed write or fsync of the plan: one line, exit 6/7/8
+        if not is_output_error(exc):
+            raise
+        raise output_error(exc, Path(out), resume=False) from None
 
 
 def export_dataset(out: Path, to: Path, fmt: str = "folder", show_progress: bool = True) -> tuple[int, int]:
@@ -408,9 +414,17 @@ def export_dataset(out: Path, to: Path, fmt: str = "folder", show_progress: bool
     from pipeline.run.export import FORMATS, export_folder
     from pipeline.run.plan import load_run
 
+    from pipeline.io.oserrors import is_output_error, output_error
+
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    return export_folder(load_run(out), to, show_progress)
+    plan = load_run(out)
+    try:
+        return export_folder(plan, to, show_progress)
+    except OSError as exc:  # a failed write under --to: one line, exit 6/7/8; rerun to finish
+        if not is_output_error(exc):
+            raise
+        raise output_error(exc, Path(to)) from None
 
 
 def estimate_cost(plan, task, device: str = "auto"):

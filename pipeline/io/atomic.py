@@ -7,6 +7,7 @@ files as they read the tars. (tempfile.mkstemp would make them 0600.)
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -35,15 +36,21 @@ def make_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     return path
 
 
+# A folder's fsync fails with EINVAL on filesystems that cannot sync a directory (some FUSE and
+# network mounts): nothing more can be done there, so that one is tolerated. Any other error (EIO)
+# means the renames in the folder may not survive a power cut, so the run must not report success.
+UNSYNCABLE_DIR = (errno.EINVAL, errno.ENOTSUP)
+
+
 def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
+    """Make the names in `path` durable (after a rename, link or create in it). Raises OSError,
+    except where the filesystem does not support fsync on a folder."""
+    fd = os.open(str(path), os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in UNSYNCABLE_DIR:
+            raise
     finally:
         os.close(fd)
 

@@ -13,6 +13,7 @@ on 4 GPUs can be resumed on 1.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -361,8 +362,14 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, r
         (root / d).mkdir(exist_ok=True)
     try:
         os.rename(scratch, root / data["plan_dir"])
-    except OSError:  # another process planned the same run first: its files are the same
+    except OSError as exc:  # another process planned the same run first: its files are the same
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
         shutil.rmtree(scratch, ignore_errors=True)
+    if created:
+        fsync_dir(root.parent)  # the run folder's own name
+    fsync_dir(root)  # the plan folder's name and the run's subfolders, before run.json names them
     fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w") as f:
