@@ -112,7 +112,14 @@ def slurm_worker(out: Path = typer.Argument(..., help="Run directory written by 
     if _run_complete(out):
         typer.echo(f"nst: no work left in {out}; exiting", err=True)
         raise typer.Exit(EXIT_OK)
-    code = _run_stylize(job["argv"])
+    if stop_requested():  # signalled while starting: stop now, before torch and Lightning start up
+        from pipeline.run.stop import stop_reason
+
+        typer.echo(f"nst: stopped ({stop_reason()}) before starting work; rerun the same command to resume",
+                   err=True)
+        code = EXIT_PREEMPTED
+    else:
+        code = _run_stylize(job["argv"])
     if stop_requested() and code == EXIT_PREEMPTED:
         if task is not None and task.ntasks <= 1:
             code = slurm.after_stop(out, task)

@@ -304,6 +304,47 @@ def export_reader(to: Path) -> list[str]:
     return problems
 
 
+# -- checks on a report ------------------------------------------------------------------------------
+
+def report_reader(run: Path) -> list[str]:
+    """Mid-way, the page is the old one or the new one, whole, and every picture it links is whole."""
+    import re
+
+    from PIL import Image
+
+    index = run / "report" / "index.html"
+    try:
+        page = index.read_text()
+    except FileNotFoundError:
+        return ["no index.html: the old page is gone"]
+    if not page.rstrip().endswith("</html>"):
+        return ["index.html is torn"]
+    problems = []
+    for link in sorted(set(re.findall(r'(?:src|href)="((?:thumbs|full|plots)/[^"]+)"', page))):
+        p = run / "report" / link
+        if not p.exists():
+            problems.append(f"index.html links {link}, which is missing")
+        elif p.suffix in (".jpg", ".png"):
+            try:
+                with Image.open(p) as im:
+                    im.load()
+            except Exception as exc:
+                problems.append(f"{link} is torn: {exc}")
+    return problems
+
+
+def check_report(run: Path, reference: Path) -> list[str]:
+    """After a clean rerun: the new page (4 samples), whole, with its pictures, and no temporaries."""
+    problems = report_reader(run)
+    left = [str(p.relative_to(run)) for p in (run / "report").rglob(".*.tmp")]
+    if left:
+        problems.append(f"temporaries left in the report: {left}")
+    rec = json.loads((run / "report" / "report.json").read_text())
+    if len(rec.get("sampled", [])) != 4:
+        problems.append(f"report.json samples {rec.get('sampled')}, want 4")
+    return problems
+
+
 def summary(outcomes: list[Outcome]) -> str:
     """Counts by call kind and by fault (landed / failed), and each failure."""
     lines = []

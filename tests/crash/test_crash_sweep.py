@@ -72,12 +72,21 @@ def setup(tmp_path_factory):
         missing = [s["name"] for s in run["shards"] if not (d / run["plan_dir"] / f"{s['name']}.parquet").exists()]
         return [f"run.json published before its plan: {missing}"] if missing else []
 
+    def report_prepare(d: Path) -> None:
+        """A finished run that already has a report (the old page a killed report must leave)."""
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(ref_dir / "one", d)
+        code, err = h.run_cmd([h.NST, "report", str(d), "--samples", "2"], h.ENV)
+        assert code == 0, err
+
     scenarios = [
         h.Scenario("one", stylize(), lambda d: d, h.check_stylize, h.committed_readable),
         h.Scenario("two", stylize("--devices", "2"), lambda d: d, h.check_stylize, h.committed_readable),
         h.Scenario("planonly", stylize("--plan-only"), lambda d: d, plan_only_check, plan_reader),
         h.Scenario("export", lambda d: [h.NST, "export", str(ref_dir / "one"), "--to", str(d), "--no-progress"],
                    lambda d: d, h.check_export, h.export_reader, export_prepare),
+        h.Scenario("report", lambda d: [h.NST, "report", str(d), "--samples", "4"], lambda d: d / "report",
+                   h.check_report, h.report_reader, report_prepare),
     ]
     refs, points = {}, {}
     for s in scenarios:
@@ -120,7 +129,7 @@ def _check(outcomes) -> None:
 
 
 @pytest.mark.skipif(SAMPLE > 0, reason="sample mode (NST_CRASH_SAMPLE)")
-@pytest.mark.parametrize("scenario", ["one", "two", "planonly", "export"])
+@pytest.mark.parametrize("scenario", ["one", "two", "planonly", "export", "report"])
 def test_every_point(setup, scenario):
     """Every durable call of the scenario, under every fault that applies to it."""
     t0 = time.time()
