@@ -19,7 +19,7 @@ from pipeline.errors import BadInput
 def temp_beside(path: Path) -> tuple[int, str]:
     """(fd, name) of a new, exclusively created temporary file next to `path`, mode 0666 & ~umask."""
     while True:
-        tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = str(path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
         try:
             return os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), tmp
         except FileExistsError:
@@ -82,18 +82,30 @@ def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) 
     atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
-TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # the names temp_beside makes
+TEMP_RE = re.compile(r"^\..+\.(\d+)-[0-9a-f]{12}\.tmp$")  # the names temp_beside makes (with the writer's pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_stale_temps(folder: Path) -> int:
-    """Delete the temporaries a killed writer left in `folder` (only names temp_beside makes)."""
+    """Delete the temporaries that killed writers left in `folder`: only names temp_beside makes,
+    and only those whose writer's pid is gone on this host (a live writer's are left alone)."""
     removed = 0
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
         return 0
     for name in names:
-        if TEMP_RE.match(name):
+        m = TEMP_RE.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
             try:
                 os.unlink(folder / name)
                 removed += 1

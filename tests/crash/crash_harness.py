@@ -364,14 +364,16 @@ def summary(outcomes: list[Outcome]) -> str:
 
 
 def fault_run(argv: list[str], root: Path, shim: Path, kind: str, action: str, n: int = 1,
-              suffix: str | None = None, rank: str = "0") -> tuple[int | None, str, bool]:
+              suffix: str | None = None, rank: str = "0", contains: str | None = None,
+              timeout: float = TIMEOUT) -> tuple[int | None, str, bool]:
     """(exit status, stderr, whether the fault landed) of one run with one named fault: the n-th
-    `kind` call under root whose path ends with `suffix` (any path when None)."""
+    `kind` call under root whose path ends with `suffix` and contains `contains` (None: any)."""
     fired = root.parent / f"{root.name}.fired"
     fired.unlink(missing_ok=True)
     env = {**ENV, "LD_PRELOAD": str(shim), "CRASH_ROOT": str(root), "CRASH_KIND": kind, "CRASH_N": str(n),
-           "CRASH_RANK": rank, "CRASH_ACTION": action, "CRASH_FIRED": str(fired), "CRASH_SUFFIX": suffix or ""}
-    code, err = run_cmd(argv, env)
+           "CRASH_RANK": rank, "CRASH_ACTION": action, "CRASH_FIRED": str(fired), "CRASH_SUFFIX": suffix or "",
+           "CRASH_CONTAINS": contains or ""}
+    code, err = run_cmd(argv, env, timeout)
     return code, err, fired.exists()
 
 

@@ -15,6 +15,7 @@
  *   CRASH_RANK    rank to inject in (LOCAL_RANK of the process, "0" when unset); default 0
  *   CRASH_ACTION  kill | EIO | ENOSPC | EINVAL
  *   CRASH_SUFFIX  inject only at calls whose path ends with this; N counts those calls alone
+ *   CRASH_CONTAINS  likewise, calls whose path contains this (both filters apply when both are set)
  *   CRASH_FIRED   a file created when the fault fires (so a test knows it landed)
  * Kinds: write = write/pwrite64/writev; fsync = fsync/fdatasync; rename = rename/renameat/renameat2;
  * link = link/linkat; unlink = unlink/unlinkat (files and folders, AT_REMOVEDIR) and rmdir;
@@ -46,6 +47,7 @@ static char log_path[PATH_MAX];
 static char fired_path[PATH_MAX];
 static char rank[32] = "0";
 static char suffix[PATH_MAX];
+static char contains[PATH_MAX];
 static long suffix_count;
 static int target_kind = -1;
 static long target_n;
@@ -77,6 +79,8 @@ static void init(void) {
                  : !strcmp(a, "EINVAL") ? EINVAL : EIO;
     const char *sfx = getenv("CRASH_SUFFIX");
     if (sfx) strncpy(suffix, sfx, sizeof suffix - 1);
+    const char *cts = getenv("CRASH_CONTAINS");
+    if (cts) strncpy(contains, cts, sizeof contains - 1);
     const char *tr = getenv("CRASH_RANK");
     inject_here = target_kind >= 0 && target_n > 0 && !strcmp(tr && *tr ? tr : "0", rank);
     __atomic_store_n(&initialised, 1, __ATOMIC_RELEASE);
@@ -130,9 +134,10 @@ static int point(int kind, const char *path) {
         append_line(log_path, line);
     }
     if (!inject_here || kind != target_kind) return 0;
-    if (suffix[0]) {
+    if (suffix[0] || contains[0]) {
         size_t lp = strlen(path), ls = strlen(suffix);
-        if (lp < ls || strcmp(path + lp - ls, suffix)) return 0;
+        if (suffix[0] && (lp < ls || strcmp(path + lp - ls, suffix))) return 0;
+        if (contains[0] && !strstr(path, contains)) return 0;
         n = __atomic_add_fetch(&suffix_count, 1, __ATOMIC_SEQ_CST);
     }
     if (n != target_n) return 0;

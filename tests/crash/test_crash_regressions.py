@@ -78,3 +78,14 @@ def test_plan_only_eio_is_one_line_and_exit_8(env):
     code, err = h.run_cmd(_stylize(env, out, "--plan-only"), h.ENV)
     assert code == 0, err
     _resumes_clean(env, out)
+
+
+def test_kill_while_a_lease_is_written_does_not_block_the_resume(env):
+    """A lease was created empty (O_EXCL) and then written: kill -9 in between left an empty lease
+    with no pid or host, which the resume could only call stale after the TTL (600 s)."""
+    out = env["base"] / "kill-lease"
+    code, err, landed = h.fault_run(_stylize(env, out), out, env["shim"], "write", "kill", contains="/leases/")
+    assert landed and code == -9, err[-2000:]
+    code, err = h.run_cmd(_stylize(env, out, "--lease-ttl", "3600"), h.ENV, timeout=180)
+    assert code == 0, f"resume exit {code}: {err[-2000:]}"
+    assert h.check_stylize(out, env["ref"]) == []

@@ -5,7 +5,8 @@ Run by `make test-crash` (NST_CRASH_TESTS=1: every point of every scenario) and,
 seeded sample, by `make test-crash-sample` (NST_CRASH_SAMPLE=N, NST_CRASH_SEED) in CI; skipped
 by `make test`. The faults come from tests/crash/faultshim.c (LD_PRELOAD, compiled with gcc here).
 NST_CRASH_JOBS (default 2) cases run at once; NST_CRASH_EVERY_WRITE=1 faults every write
-instead of the first and last of each run of writes to one file.
+instead of the first and last of each run of writes to one file; NST_CRASH_SCENARIOS=a,b sweeps
+only those scenarios (plus "one", which the others start from).
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def setup(tmp_path_factory):
         h.Scenario("report", lambda d: [h.NST, "report", str(d), "--samples", "4"], lambda d: d / "report",
                    h.check_report, h.report_reader, report_prepare),
     ]
+    only = os.environ.get("NST_CRASH_SCENARIOS")  # e.g. "export,report" (while debugging one)
+    if only:
+        scenarios = [s for s in scenarios if s.name in only.split(",") or s.name == "one"]
     refs, points = {}, {}
     for s in scenarios:
         ref = ref_dir / s.name
@@ -132,6 +136,8 @@ def _check(outcomes) -> None:
 @pytest.mark.parametrize("scenario", ["one", "two", "planonly", "export", "report"])
 def test_every_point(setup, scenario):
     """Every durable call of the scenario, under every fault that applies to it."""
+    if scenario not in setup["scenarios"]:
+        pytest.skip(f"not in NST_CRASH_SCENARIOS={os.environ.get('NST_CRASH_SCENARIOS')}")
     t0 = time.time()
     cases = h.cases(h.representative(setup["points"][scenario], EVERY_WRITE))
     outcomes = _run_cases(setup, cases)
