@@ -11,6 +11,7 @@ only those scenarios (plus "one", which the others start from).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -108,7 +109,11 @@ def _run_cases(setup, cases) -> list[h.Outcome]:
         s = setup["scenarios"][point.scenario]
         d = setup["base"] / "cases" / f"{i:04d}-{point.scenario}-{point.kind}{point.n}-r{point.rank}-{fault}"
         d.parent.mkdir(exist_ok=True)
-        return h.one_case(s, point, fault, d, setup["refs"][point.scenario], setup["shim"])
+        o = h.one_case(s, point, fault, d, setup["refs"][point.scenario], setup["shim"])
+        with open(setup["base"] / "results.jsonl", "a") as f:  # as it goes: a long sweep can be followed
+            f.write(json.dumps({"point": o.point.label(), "fault": o.fault, "landed": o.landed,
+                                "problems": o.problems, "seconds": round(o.seconds, 1)}) + "\n")
+        return o
 
     with ThreadPoolExecutor(JOBS) as pool:
         return list(pool.map(go, enumerate(cases)))
