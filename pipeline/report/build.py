@@ -86,6 +86,8 @@ def _card(row: dict, out: Path, reader: TarMembers, data_root: str | None = None
         made = sample_output(row, reader, out)
         record = sample_record(row, reader, out) or {}
     except (OSError, KeyError, ValueError) as exc:  # replaced or damaged since it was committed
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # writing the report failed (EIO, a full disk): not the sample's problem
         made, record, problem = None, {}, f"output unreadable: {exc}"
     else:
         problem = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tarfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -39,6 +40,11 @@ def output_member(row: dict) -> str | None:
     return None
 
 
+class UnreadableMember(ValueError):
+    """A committed tar or member cannot be read back (replaced or damaged since it was committed):
+    the card says so. Not an OSError, so that a failed write of the report is never taken for it."""
+
+
 class TarMembers:
     """Reads single members of a run's committed tars; remembers which tars it opened."""
 
@@ -48,6 +54,12 @@ class TarMembers:
         self.opened: list[str] = []
 
     def read(self, shard: str, member: str) -> bytes:
+        try:
+            return self._read(shard, member)
+        except (OSError, KeyError, tarfile.TarError) as exc:
+            raise UnreadableMember(f"{shard}.tar: {member}: {exc}") from None
+
+    def _read(self, shard: str, member: str) -> bytes:
         tar = self.root / "shards" / f"{shard}.tar"
         if shard not in self.offsets:
             self.opened.append(tar.name)

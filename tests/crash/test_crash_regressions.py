@@ -89,3 +89,20 @@ def test_kill_while_a_lease_is_written_does_not_block_the_resume(env):
     code, err = h.run_cmd(_stylize(env, out, "--lease-ttl", "3600"), h.ENV, timeout=180)
     assert code == 0, f"resume exit {code}: {err[-2000:]}"
     assert h.check_stylize(out, env["ref"]) == []
+
+
+@pytest.mark.parametrize("fault", ["EIO", "ENOSPC"])
+def test_report_write_error_is_one_line_not_a_card_note(env, tmp_path, fault):
+    """A failed write of a sampled card's full-size copy was caught as "output unreadable" (the
+    handler meant for a damaged tar): the report exited 0 with a broken card."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(env["ref"], run)
+    argv = [h.NST, "report", str(run), "--samples", "2"]
+    code, err, landed = h.fault_run(argv, run / "report", env["shim"], "write", fault, contains="/full/")
+    assert landed
+    assert code == h.EXPECTED_EXIT[fault] and "Traceback" not in err and len(h.error_lines(err)) == 1, err
+    code, err = h.run_cmd(argv, h.ENV)
+    assert code == 0, err
+    assert h.report_reader(run) == [] and "output unreadable" not in (run / "report" / "index.html").read_text()
