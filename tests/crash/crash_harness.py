@@ -10,7 +10,9 @@ command runs again with no fault, and the result must be the clean run's, sample
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import random
@@ -261,7 +263,7 @@ def check_stylize(out: Path, reference: Path) -> list[str]:
 
         import wids
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # wids prints its index
             warnings.simplefilter("ignore")
             ds = wids.ShardListDataset(str(out / "shardindex.json"), cache_dir=str(out.parent / f"{out.name}.wids"))
             wkeys = sorted(ds[i]["__key__"] for i in range(len(ds)))
