@@ -362,11 +362,10 @@ def open_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, r
         (root / d).mkdir(exist_ok=True)
     try:
         os.rename(scratch, root / data["plan_dir"])
-    except OSError as exc:  # another process planned the same run first: its files are the same
-        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
+    except OSError as exc:
         shutil.rmtree(scratch, ignore_errors=True)
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise  # only "another process planned the same run first" (its files are the same) is fine
     if created:
         fsync_dir(root.parent)  # the run folder's own name
     fsync_dir(root)  # the plan folder's name and the run's subfolders, before run.json names them
