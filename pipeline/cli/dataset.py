@@ -40,6 +40,7 @@ def stylize(
     run: RunOptions = None,
 ):
     """Stylize every image of DATA into webdataset tar shards with manifests (resumable)."""
+    from pipeline.io.oserrors import is_output_error, output_error
     from pipeline.run.execute.runner import execute
     from pipeline.run.folder.plan import plan_run
     from pipeline.run.views.estimate import estimate_cost
@@ -51,7 +52,12 @@ def stylize(
                                device=run.device, styles_per_image=styles_per_image, label_from=label_from,
                                key_from=key_from)
         if plan_only:
-            plan = plan_run(run.out, task, run.shard_size, overwrite=run.overwrite, hash_inputs=run.hash_inputs)
+            try:
+                plan = plan_run(run.out, task, run.shard_size, overwrite=run.overwrite, hash_inputs=run.hash_inputs)
+            except OSError as exc:  # a failed write or fsync of the plan: one line, exit 6/7/8
+                if not is_output_error(exc):
+                    raise
+                raise output_error(exc, run.out, resume=False) from None
             typer.echo(f"nst: run plan {plan.root / 'run.json'}: {plan.total} samples in {len(plan.shards)} shards")
             typer.echo("\n".join(estimate_cost(plan, task, run.device).lines()))
             raise typer.Exit(EXIT_OK)

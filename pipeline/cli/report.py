@@ -19,10 +19,16 @@ def report(
     seed: int = typer.Option(0, "--seed", help="Which samples: the same seed gives the same contact sheet"),
 ):
     """Write RUN/report/index.html: counts, throughput, ETA, failures, plots and a contact sheet."""
+    from pipeline.io.oserrors import is_output_error, output_error
     from pipeline.report.build import ReportOptions, make_report
 
     try:
-        result = make_report(ReportOptions(run=run, out=out, samples=samples, seed=seed))
+        try:
+            result = make_report(ReportOptions(run=run, out=out, samples=samples, seed=seed))
+        except OSError as exc:  # a full disk or a failed write of the page: one line, exit 6/7/8
+            if not is_output_error(exc):
+                raise
+            raise output_error(exc, out or run / "report", resume=False) from None
     except NSTError as exc:
         fail(exc)
     f = result.figures

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.version import __version__
 from pipeline.errors import BadInput
-from pipeline.io.atomic import atomic_write_text
+from pipeline.io.atomic import atomic_write_text, remove_stale_temps
 from pipeline.report import html, plots
 from pipeline.report.collect import device_label, failures, figures, final_loss, input_path, read_run, retry_input
 from pipeline.report.sample import sample_rows
@@ -88,6 +88,8 @@ def _card(row: dict, out: Path, reader: TarMembers, data_root: str | None = None
         made = sample_output(row, reader, out)
         record = sample_record(row, reader, out) or {}
     except (OSError, KeyError, ValueError) as exc:  # replaced or damaged since it was committed
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # writing the report failed (EIO, a full disk): not the sample's problem
         made, record, problem = None, {}, f"output unreadable: {exc}"
     else:
         problem = None
@@ -111,6 +113,8 @@ def make_report(opts: ReportOptions) -> ReportResult:
     view = read_run(opts.run, opts.lease_ttl)
     out = Path(opts.out) if opts.out else view.root / "report"
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "thumbs", out / "full", out / "plots"):
+        remove_stale_temps(folder)  # what a killed report left
     figs = figures(view)
     committed = view.committed_rows
     ok_rows = [r for r in committed if r["status"] == OK]
@@ -145,7 +149,7 @@ def make_report(opts: ReportOptions) -> ReportResult:
     failed_txt = None
     if groups:
         lines = sorted({p for rows in groups.values() for p in (retry_input(r, data_root) for r in rows) if p})
-        atomic_write_text(out / "failed.txt", "".join(f"{p}\n" for p in lines), durable=False)
+        atomic_write_text(out / "failed.txt", "".join(f"{p}\n" for p in lines))
         failed_txt = "failed.txt"
     elif (out / "failed.txt").exists():
         (out / "failed.txt").unlink()
@@ -168,11 +172,11 @@ def make_report(opts: ReportOptions) -> ReportResult:
     page = html.page(info, plot_files, notes, html.failures_section(groups, failed_txt), grids,
                      html.contact_sheet(cards, len(ok_rows), opts.seed))
     index = out / "index.html"
-    atomic_write_text(index, page, durable=False)
+    atomic_write_text(index, page)
     result = ReportResult(index, figs, [r["key"] for r in chosen], list(reader.opened),
                           round(time.perf_counter() - start, 3))
     atomic_write_text(out / "report.json", json.dumps(
         {"figures": figs, "sampled": result.sampled, "tars_opened": result.tars_opened,
          "failures": {k: [r["key"] for r in v] for k, v in groups.items()}, "seconds": result.seconds},
-        indent=1), durable=False)
+        indent=1))
     return result

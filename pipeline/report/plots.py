@@ -3,10 +3,13 @@ curves where a run recorded them. matplotlib (Agg) to SVG files the page links t
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import matplotlib
+
+from pipeline.io.atomic import atomic_write_bytes
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -15,11 +18,11 @@ plt.rcParams.update({"svg.hashsalt": "nst-report", "font.size": 9})  # the same 
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="svg", bbox_inches="tight", metadata={"Date": None})
+    """Write the figure durably under a name of its own (a killed report leaves the old file)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

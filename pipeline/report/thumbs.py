@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tarfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -39,6 +40,11 @@ def output_member(row: dict) -> str | None:
     return None
 
 
+class UnreadableMember(ValueError):
+    """A committed tar or member cannot be read back (replaced or damaged since it was committed):
+    the card says so. Not an OSError, so that a failed write of the report is never taken for it."""
+
+
 class TarMembers:
     """Reads single members of a run's committed tars; remembers which tars it opened."""
 
@@ -48,6 +54,12 @@ class TarMembers:
         self.opened: list[str] = []
 
     def read(self, shard: str, member: str) -> bytes:
+        try:
+            return self._read(shard, member)
+        except (OSError, KeyError, tarfile.TarError) as exc:
+            raise UnreadableMember(f"{shard}.tar: {member}: {exc}") from None
+
+    def _read(self, shard: str, member: str) -> bytes:
         tar = self.root / "shards" / f"{shard}.tar"
         if shard not in self.offsets:
             self.opened.append(tar.name)
@@ -69,7 +81,7 @@ def _encode_thumb(image: Image.Image, side: int) -> bytes:
 def thumb_from_bytes(data: bytes, dest: Path, side: int = THUMB_SIDE) -> Path:
     if not dest.exists():
         with Image.open(io.BytesIO(data)) as img:
-            atomic_write_bytes(dest, _encode_thumb(img, side), durable=False)
+            atomic_write_bytes(dest, _encode_thumb(img, side))
     return dest
 
 
@@ -84,7 +96,7 @@ def thumb_from_file(path: str, thumbs: Path, side: int = THUMB_SIDE) -> Path | N
             data = _encode_thumb(ImageOps.exif_transpose(img), side)
     except Exception:  # noqa: BLE001 - a moved or broken input shows as text in the report
         return None
-    atomic_write_bytes(dest, data, durable=False)
+    atomic_write_bytes(dest, data)
     return dest
 
 
@@ -102,7 +114,7 @@ def sample_output(row: dict, reader: TarMembers, out: Path) -> tuple[Path, Path]
     if hashlib.sha256(data).hexdigest() != sha:
         raise ValueError(f"{row['shard']}.tar: member {row['key']}.{ext} does not match its manifest sha256")
     if not full.exists():
-        atomic_write_bytes(full, data, durable=False)
+        atomic_write_bytes(full, data)
     return thumb_from_bytes(data, thumb), full
 
 
@@ -117,7 +129,7 @@ def sample_record(row: dict, reader: TarMembers, out: Path) -> dict | None:
         data = reader.read(row["shard"], f"{row['key']}.json")
         if hashlib.sha256(data).hexdigest() != meta["sha256"]:
             raise ValueError(f"{row['shard']}.tar: member {row['key']}.json does not match its manifest sha256")
-        atomic_write_bytes(dest, data, durable=False)
+        atomic_write_bytes(dest, data)
     return json.loads(dest.read_text())
 
 
@@ -125,5 +137,5 @@ def copy_file(src: Path, dest: Path) -> Path:
     """A full-size copy of a run-level picture (visualize's grids), refreshed when it changed."""
     data = src.read_bytes()
     if not dest.exists() or dest.read_bytes() != data:
-        atomic_write_bytes(dest, data, durable=False)
+        atomic_write_bytes(dest, data)
     return dest

@@ -46,9 +46,16 @@ _SIGNALLED_AT: list[float] = []
 # ---------------------------------------------------------------- signals
 
 def _on_signal(signum, _frame) -> None:
+    name = signal.Signals(signum).name
     if not _SIGNALLED_AT:
         _SIGNALLED_AT.append(time.time())
-    request_stop(signal.Signals(signum).name)
+        # at once, in the job log: SLURM SIGKILLs KillWait seconds after a scancel's TERM, which on a
+        # loaded node can come before the worker reaches its "stopped" line (still importing torch)
+        try:
+            os.write(2, f"nst: {name} received; stopping after the in-flight sample\n".encode())
+        except OSError:
+            pass
+    request_stop(name)
 
 
 def install_signal_handlers(signals=(signal.SIGUSR2, signal.SIGTERM)) -> None:

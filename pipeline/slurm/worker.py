@@ -15,7 +15,7 @@ from typing import Callable
 
 from pipeline import slurm_env
 from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, BadInput, NSTError
-from pipeline.run.execute.stop import stop_requested
+from pipeline.run.execute.stop import stop_cause, stop_requested
 from pipeline.slurm import requeue
 
 
@@ -34,7 +34,12 @@ def run_worker(out: Path, run_argv: Callable[[list[str]], int]) -> int:
     if _run_complete(out):
         print(f"nst: no work left in {out}; exiting", file=sys.stderr)
         return EXIT_OK
-    code = run_argv(job["argv"])
+    if stop_requested():  # signalled while starting: stop now, before torch and Lightning start up
+        print(f"nst: stopped ({stop_cause().name}) before starting work; rerun the same command to resume",
+              file=sys.stderr)
+        code = EXIT_PREEMPTED
+    else:
+        code = run_argv(job["argv"])
     if stop_requested() and code == EXIT_PREEMPTED:
         if task is not None and task.ntasks <= 1:
             code = requeue.after_stop(out, task)

@@ -82,7 +82,8 @@ SlurmdParameters=config_overrides
 MailProg=/bin/true
 MpiDefault=none
 ReturnToService=2
-KillWait=5
+# SLURM's default: a scancel's TERM leaves the worker time to write its stopped line on a loaded node
+KillWait=30
 MinJobAge=600
 NodeName=$host CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP

@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+from pipeline.io.atomic import temp_beside
 from pipeline.slurm_env import holder_info
 
 HOST = socket.gethostname()
@@ -88,14 +89,20 @@ def _create(path: Path, holder: str, ttl: float | None = None) -> Lease | None:
     token = uuid.uuid4().hex
     info = {"token": token, "holder": holder, "host": HOST, "pid": os.getpid(), "started": time.time(),
             "ttl": ttl, **holder_info()}  # SLURM job/array ids, so `nst status` can name the worker
+    # Written whole under a temporary name, then linked into place (exclusive like O_EXCL): a worker
+    # killed mid-write leaves no empty lease, which nobody could judge stale before the TTL.
+    fd, tmp = temp_beside(path)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # umask applies
-    except FileExistsError:
-        return None
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-        f.flush()
-        os.fsync(f.fileno())
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return None
+    finally:
+        os.unlink(tmp)
     return Lease(path, token)
 
 

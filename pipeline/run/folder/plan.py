@@ -13,6 +13,7 @@ on 4 GPUs can be resumed on 1.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -378,8 +379,13 @@ def plan_run(root: Path, task: Task, shard_size: int, overwrite: bool = False, r
         (root / d).mkdir(exist_ok=True)
     try:
         os.rename(scratch, root / data["plan_dir"])
-    except OSError:  # another process planned the same run first: its files are the same
+    except OSError as exc:
         shutil.rmtree(scratch, ignore_errors=True)
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise  # only "another process planned the same run first" (its files are the same) is fine
+    if created:
+        fsync_dir(root.parent)  # the run folder's own name
+    fsync_dir(root)  # the plan folder's name and the run's subfolders, before run.json names them
     fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w") as f:

@@ -18,6 +18,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from pipeline.io.atomic import fsync_dir
+
 READS: Counter = Counter()  # sample files read, by name (tests check what status and workers read)
 
 COLUMNS = ("index", "key", "source", "styles", "seed", "size", "mtime_ns", "sha256", "offset", "length",
@@ -48,6 +50,8 @@ def write_samples(path: Path, rows: list[dict], sync: bool = True) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
     os.replace(tmp, path)
+    if sync:
+        fsync_dir(path.parent)  # the new name survives a power cut before run.json says it holds
 
 
 class RowsUnreadable(RuntimeError):

@@ -2,9 +2,11 @@
 
 Each ok sample's image goes to DIR/<its source's relative path, with the output's
 extension> (a copy of --styles-per-image gets a `_s{copy}` suffix), which is the layout
-stylize-datasets users expect. Every file is written to a temporary name and renamed, and
-a file already there with the manifest's sha256 is skipped, so an interrupted export is
-finished by running it again. Shards are read one at a time, from their manifests and tars.
+stylize-datasets users expect. Every file is written to a temporary name, and each shard's
+files are fsynced together before they are renamed into place (then their folders are fsynced),
+so a name never points at a torn image, even after a power cut. A file already there with the
+manifest's sha256 is skipped and temporaries a killed export left are removed, so an interrupted
+export is finished by running it again. Shards are read one at a time, from their manifests and tars.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 from pipeline.errors import BadInput, NSTError
-from pipeline.io.atomic import atomic_write_bytes
+from pipeline.io.atomic import BatchWriter, remove_stale_temps
 from pipeline.io.shards import commit_holds, read_manifest
 from pipeline.progress import bar
 from pipeline.run.folder.plan import RunPlan
@@ -44,6 +46,8 @@ def export_folder(plan: RunPlan, to: Path, progress: bool = True) -> tuple[int, 
     """(written, already there) image files; raises if the run is not complete."""
     to = Path(to)
     written = skipped = 0
+    cleaned: set[Path] = set()  # folders already rid of a killed export's temporaries
+    batch = BatchWriter()
     pbar = bar(plan.total, desc="export", unit="img", disable=not progress)
     try:
         for shard in plan.shards:
@@ -61,13 +65,17 @@ def export_folder(plan: RunPlan, to: Path, progress: bool = True) -> tuple[int, 
                     if m.name not in wanted:
                         continue
                     dest, sha = wanted[m.name]
+                    if dest.parent not in cleaned:
+                        remove_stale_temps(dest.parent)
+                        cleaned.add(dest.parent)
                     if dest.exists() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha:
                         skipped += 1
                     else:
-                        atomic_write_bytes(dest, tf.extractfile(m).read(), durable=False)
-                        written += 1
+                        batch.add(dest, tf.extractfile(m).read())
+            written += batch.flush()
             pbar.update(shard["count"])
     finally:
+        batch.discard()
         pbar.close()
     return written, skipped
 
@@ -77,6 +85,14 @@ def export_run(out: Path, to: Path, fmt: str = "folder", show_progress: bool = T
     from pipeline.errors import BadInput
     from pipeline.run.folder.plan import load_run
 
+    from pipeline.io.oserrors import is_output_error, output_error
+
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    return export_folder(load_run(out), to, show_progress)
+    plan = load_run(out)
+    try:
+        return export_folder(plan, to, show_progress)
+    except OSError as exc:  # a failed write under --to: one line, exit 6/7/8; rerun to finish
+        if not is_output_error(exc):
+            raise
+        raise output_error(exc, Path(to)) from None

@@ -1,0 +1,108 @@
+"""One test per failure the crash sweep found (docs/reliability.md), each at its named point.
+
+They run with the sweep (`make test-crash`, `make test-crash-sample`; skipped by `make test`) because
+they inject their fault with tests/crash/faultshim.c, which needs gcc and LD_PRELOAD.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import crash_harness as h  # noqa: E402
+from dataset_util import picture  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.environ.get("NST_CRASH_TESTS") != "1",
+                                reason="crash sweep: run `make test-crash` or `make test-crash-sample`")
+
+RUN = ["--size", "32", "--iterations", "1", "--threads", "1", "--deterministic", "--shard-size", "2",
+       "--device", "cpu", "--no-progress", "--set", "batch_size=1"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("regress")
+    data = base / "data"
+    for i in range(4):
+        picture(data / f"img{i}.png", (24 + 4 * (i % 2), 24), seed=i)
+    style = picture(base / "style.png", seed=9)
+    shim = h.build_shim(base)
+    ref = base / "ref"
+    code, err = h.run_cmd([h.NST, "stylize", str(data), "--style", str(style), "--out", str(ref), *RUN], h.ENV)
+    assert code == 0, err
+    return {"base": base, "data": data, "style": style, "shim": shim, "ref": ref}
+
+
+def _stylize(env, out: Path, *extra) -> list[str]:
+    return [h.NST, "stylize", str(env["data"]), "--style", str(env["style"]), "--out", str(out), *RUN, *extra]
+
+
+def _resumes_clean(env, out: Path) -> None:
+    code, err = h.run_cmd(_stylize(env, out), h.ENV)
+    assert code == 0, err[-2000:]
+    assert h.check_stylize(out, env["ref"]) == []
+
+
+def test_eio_at_a_folder_fsync_fails_the_run_in_one_line(env):
+    """fsync_dir swallowed every OSError: EIO at the fsync of shards/ after a tar's rename gave exit 0."""
+    out = env["base"] / "eio-shards"
+    code, err, landed = h.fault_run(_stylize(env, out), out, env["shim"], "fsync", "EIO", suffix="/shards")
+    assert landed
+    assert code == 8 and "Traceback" not in err, err[-2000:]
+    assert len(h.error_lines(err)) == 1 and "I/O error" in h.error_lines(err)[0], err
+    _resumes_clean(env, out)
+
+
+def test_einval_at_a_folder_fsync_is_tolerated(env):
+    """A filesystem that cannot fsync a folder answers EINVAL: the run goes on and succeeds."""
+    out = env["base"] / "einval-shards"
+    code, err, landed = h.fault_run(_stylize(env, out), out, env["shim"], "fsync", "EINVAL", suffix="/shards")
+    assert landed and code == 0, err[-2000:]
+    assert h.check_stylize(out, env["ref"]) == []
+
+
+def test_plan_only_eio_is_one_line_and_exit_8(env):
+    """`--plan-only` let an OSError through as a traceback (the run path converted it, plan-only did not)."""
+    out = env["base"] / "eio-plan-only"
+    code, err, landed = h.fault_run(_stylize(env, out, "--plan-only"), out, env["shim"], "fsync", "EIO",
+                                    suffix=f"/{out.name}")
+    assert landed
+    assert code == 8 and "Traceback" not in err and len(h.error_lines(err)) == 1, err[-2000:]
+    code, err = h.run_cmd(_stylize(env, out, "--plan-only"), h.ENV)
+    assert code == 0, err
+    _resumes_clean(env, out)
+
+
+def test_kill_while_a_lease_is_written_does_not_block_the_resume(env):
+    """A lease was created empty (O_EXCL) and then written: kill -9 in between left an empty lease
+    with no pid or host, which the resume could only call stale after the TTL (600 s)."""
+    out = env["base"] / "kill-lease"
+    code, err, landed = h.fault_run(_stylize(env, out), out, env["shim"], "write", "kill", contains="/leases/")
+    assert landed and code == -9, err[-2000:]
+    code, err = h.run_cmd(_stylize(env, out, "--lease-ttl", "3600"), h.ENV, timeout=180)
+    assert code == 0, f"resume exit {code}: {err[-2000:]}"
+    assert h.check_stylize(out, env["ref"]) == []
+
+
+@pytest.mark.parametrize("fault", ["EIO", "ENOSPC"])
+def test_report_write_error_is_one_line_not_a_card_note(env, tmp_path, fault):
+    """A failed write of a sampled card's full-size copy was caught as "output unreadable" (the
+    handler meant for a damaged tar): the report exited 0 with a broken card."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(env["ref"], run)
+    argv = [h.NST, "report", str(run), "--samples", "2"]
+    code, err, landed = h.fault_run(argv, run / "report", env["shim"], "write", fault, contains="/full/")
+    assert landed
+    assert code == h.EXPECTED_EXIT[fault] and "Traceback" not in err and len(h.error_lines(err)) == 1, err
+    code, err = h.run_cmd(argv, h.ENV)
+    assert code == 0, err
+    assert h.report_reader(run) == [] and "output unreadable" not in (run / "report" / "index.html").read_text()
