@@ -123,7 +123,7 @@ def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: 
     if cfg.style_blend is not None and len(cfg.style_blend) != len(style_imgs):
         raise BadInput(f"style_blend has {len(cfg.style_blend)} values but {len(style_imgs)} style images were given")
     check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], content_size(content_img, cfg),
-               cfg.precision, cfg.lbfgs_history, 1, pick_device(device))
+               cfg.precision, cfg.lbfgs_history, 1, pick_device(device), tile=cfg.tile, max_memory=cfg.max_memory)
     device, backbone = _prepare(cfg, device, threads, deterministic)
     if before_work is not None:
         before_work()
@@ -245,7 +245,8 @@ def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLik
 
         batch = 1 if cfg.batch_size == "auto" else cfg.batch_size
         check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], (cfg.size, cfg.size),
-                   cfg.precision, cfg.lbfgs_history, batch, pick_device(device))
+                   cfg.precision, cfg.lbfgs_history, batch, pick_device(device), tile=cfg.tile,
+                   max_memory=cfg.max_memory)
     return StylizeTask(cfg, rows, style_files, assign, shard_order, PlanOptions(assign, styles_per_image, key_from))
 
 
@@ -335,6 +336,7 @@ def stylize_to_file(cfg, content: Path, styles: list[Path], output: Path, save_e
             "size": list(image.size),
             "device": device,
             "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
+            **({"tiles": result.tiles} if result.tiles else {}),  # the full-size stage ran in tiles
             "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
         }
         written += [output, output.with_suffix(".json")]

@@ -25,8 +25,8 @@ from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.backbones import BACKBONES
 from pipeline.resources import data_dir
-from pipeline.schema import (Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights, choice,
-                             unknown_key, validate_mapping)
+from pipeline.schema import (Int, Layers, MemorySize, NonNegative, OpenFraction, Positive, PositiveInt, Weights,
+                             choice, unknown_key, validate_mapping)
 
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam", "torch_lbfgs")
@@ -45,6 +45,7 @@ CompileMode = choice(*COMPILE_MODES)
 Reduction = choice(*REDUCTIONS)
 BatchSize = Union[PositiveInt, choice("auto")]
 Seed = Int(ge=0)
+TileSide = Union[Int(ge=32), choice("auto", "none")]  # pixels per tile side, rounded up to the network's stride
 
 
 def _coarsest_first(stages: list) -> list:
@@ -97,6 +98,8 @@ class StyleConfig:
     max_batch: PositiveInt = 8
     coarse_stages: Stages = field(default_factory=list)  # multi-resolution schedule, coarsest first
     compile: CompileMode = "none"  # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
+    tile: TileSide = "auto"  # auto: tile a stage only where it does not fit untiled; none: never; N: px per tile side
+    max_memory: Optional[MemorySize] = None  # bytes the memory estimate may use (null: the device's free memory)
     output_format: Format = "png"
     log_every: PositiveInt = 10
 
