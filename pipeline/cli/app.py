@@ -14,6 +14,8 @@ app = typer.Typer(add_completion=True, no_args_is_help=True,
 
 THREADS = typer.Option(None, help="Torch threads per CPU worker [default: the cores this process may use "
                                   "(os.sched_getaffinity) shared among the workers, or OMP_NUM_THREADS if set]")
+MAX_MEMORY = typer.Option(None, "--max-memory", help="Cap the memory estimate (e.g. 8G, 512MiB): a size "
+                          "over it is evaluated in tiles (tile: auto) or refused; same as --set max_memory=SIZE")
 DETERMINISTIC = typer.Option(False, "--deterministic", help="One thread per CPU worker: byte-identical outputs "
                                                             "whatever the core count and --devices, slower")
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
+from pipeline.cli.app import DETERMINISTIC, MAX_MEMORY, THREADS, app, fail
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED, BadInput, NSTError
 
 
@@ -43,6 +43,7 @@ def stylize(
     lease_ttl: float = typer.Option(600.0, help="Seconds without heartbeat before a shard lease is taken over"),
     threads: Optional[int] = THREADS,
     deterministic: bool = DETERMINISTIC,
+    max_memory: Optional[str] = MAX_MEMORY,
     progress: bool = typer.Option(True, help="Show per-worker progress bars"),
     overlap: bool = typer.Option(True, help="Decode the next batch and encode/write finished samples in "
                                             "background threads while the device computes (--no-overlap: "
@@ -56,6 +57,7 @@ def stylize(
 
     try:
         opts = RunOptions.pick(locals()).validate()
+        set_ = [*set_, f"max_memory={max_memory}"] if max_memory is not None else set_
         cfg = api.method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
         task = api.method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order,
                                device=device, styles_per_image=styles_per_image, label_from=label_from,

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
+from pipeline.cli.app import DETERMINISTIC, MAX_MEMORY, THREADS, app, fail
 from pipeline.errors import NSTError
 
 
@@ -24,6 +24,7 @@ def one(
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto"),
     threads: Optional[int] = THREADS,
     deterministic: bool = DETERMINISTIC,
+    max_memory: Optional[str] = MAX_MEMORY,
 ):
     """Stylize one content image with one or more style images."""
     from pipeline.api import run_one
@@ -33,6 +34,7 @@ def one(
     try:
         if len(images) < 2:
             raise NSTError(f"need a content image and at least one style image, got {len(images)} path(s)")
+        set_ = [*set_, f"max_memory={max_memory}"] if max_memory is not None else set_
         run_one(images[0], images[1:], output, config, size, iterations, seed, set_, save_every, device,
                 threads, deterministic)
     except NSTError as exc:
