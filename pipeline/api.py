@@ -111,7 +111,7 @@ def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: 
         raise BadInput("need at least one style image")
     blend_weights(cfg.style_blend, len(style_imgs))  # refused before any work
     check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], content_size(content_img, cfg),
-               cfg.precision, cfg.lbfgs_history, 1, pick_device(device))
+               cfg.precision, cfg.lbfgs_history, 1, pick_device(device), tile=cfg.tile, max_memory=cfg.max_memory)
     device, backbone = _prepare(cfg, device, threads, deterministic)
     if before_work is not None:
         before_work()

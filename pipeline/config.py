@@ -25,8 +25,8 @@ from pipeline.errors import BadInput
 from pipeline.models.layers import canonical_layer
 from pipeline.models.backbones import BACKBONES
 from pipeline.resources import data_dir
-from pipeline.schema import (Fraction, Int, Layers, NonNegative, OpenFraction, Positive, PositiveInt, Weights,
-                             choice, unknown_key, validate_mapping)
+from pipeline.schema import (Fraction, Int, Layers, MemorySize, NonNegative, OpenFraction, Positive, PositiveInt,
+                             Weights, choice, unknown_key, validate_mapping)
 
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam", "torch_lbfgs")
@@ -48,6 +48,7 @@ Seed = Int(ge=0)
 MinSide = Int(ge=32)  # VGG16 pools five times
 # strength 0.5 keeps the preset's content_weight; each 0.1 away multiplies it by STRENGTH_SPAN ** -0.2
 STRENGTH_SPAN = 100.0
+TileSide = Union[Int(ge=32), choice("auto", "none")]  # pixels per tile side, rounded up to the network's stride
 
 
 def _coarsest_first(stages: list) -> list:
@@ -115,6 +116,10 @@ PARAMETER_HELP = {
     "compile": "`none` (eager), `default`, `reduce-overhead` (CUDA graphs), `max-autotune`: torch.compile of each "
                "evaluation, eager fallback if compiling fails; `auto` compiles only where measured to pay "
                "(engine/compiled.py: CPU, average pooling, enough pixel-evaluations)",
+    "tile": "`auto`: a stage that does not fit the memory budget untiled is evaluated exactly in tiles "
+            "([prints beyond memory](docs/tiling.md)); `none`: never (too large is refused); N: tiles of N px a side",
+    "max_memory": "bytes the memory estimate may use (`8G`, `512MiB`; `--max-memory`); `null`: the device's free "
+                  "memory",
     "output_format": "`png`, `jpg` or `webp` for dataset shards",
     "log_every": "evaluations between loss records (the progress bar and the sample's JSON)",
 }
@@ -158,6 +163,8 @@ class StyleConfig:
     # (a non-empty coarse_stages takes precedence)
     stage_base_share: OpenFraction = 0.4   # of `iterations` at stage_base; the rest shared by the larger stages
     compile: CompileMode = "none"  # torch.compile mode for the evaluations: none|auto|default|reduce-overhead|max-autotune
+    tile: TileSide = "auto"  # auto: tile a stage only where it does not fit untiled; none: never; N: px per tile side
+    max_memory: Optional[MemorySize] = None  # bytes the memory estimate may use (null: the device's free memory)
     output_format: Format = "png"
     log_every: PositiveInt = 10
 

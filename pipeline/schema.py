@@ -53,6 +53,28 @@ Layers = Annotated[list[str], BeforeValidator(_split_commas)]
 Weights = Annotated[list[NonNegative], BeforeValidator(_split_commas)]
 
 
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
+          "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}
+
+
+def parse_memory(value: Any) -> Any:
+    """'4G', '512MiB', '1.5GB' or a number of bytes -> bytes (K/M/G/T alone are binary, as in ulimit)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a size")
+    if isinstance(value, str):
+        import re
+
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([A-Za-z]*)\s*", value)
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError("not a memory size")
+        return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return value
+
+
+MemorySize = Annotated[int, BeforeValidator(parse_memory), Field(
+    gt=0, description="a memory size such as 4G, 512MiB or a number of bytes")]
+
+
 def choice(*values: str) -> Any:
     """One of a fixed set of strings."""
     return Literal[values]  # type: ignore[valid-type]

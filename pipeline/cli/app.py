@@ -12,6 +12,9 @@ from pipeline.errors import NSTError
 app = typer.Typer(add_completion=True, no_args_is_help=True,
                   help="Neural style transfer and its sister methods over whole datasets.")
 
+# a config key with a flag of its own on `nst one` and `nst stylize` (the run options are in run/execute/options.py)
+MAX_MEMORY = typer.Option(None, "--max-memory", help="Cap the memory estimate (e.g. 8G, 512MiB): a size "
+                          "over it is evaluated in tiles (tile: auto) or refused; same as --set max_memory=SIZE")
 
 
 def _print_version(value: bool) -> None:

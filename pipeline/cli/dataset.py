@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import app, fail
+from pipeline.cli.app import MAX_MEMORY, app, fail
 from pipeline.cli.run_options import run_command
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_VERIFY_FAILED, BadInput, NSTError
 from pipeline.run.execute.options import RunOptions
@@ -37,6 +37,7 @@ def stylize(
                                            "sanitised; tars' default is their __key__)"),
     plan_only: bool = typer.Option(False, "--plan-only", help="Write (or check) DIR/run.json, then exit; "
                                    "`nst submit` uses it before sbatch"),
+    max_memory: Optional[str] = MAX_MEMORY,
     run: RunOptions = None,
 ):
     """Stylize every image of DATA into webdataset tar shards with manifests (resumable)."""
@@ -47,6 +48,7 @@ def stylize(
     from pipeline.tasks.registry import method_config, method_task
 
     try:
+        set_ = [*set_, f"max_memory={max_memory}"] if max_memory is not None else set_
         cfg = method_config("stylize", config, {"size": size, "iterations": iterations, "seed": seed}, set_)
         task = method_task("stylize", cfg, data=data, styles=style, assign=assign, shard_order=shard_order,
                                device=run.device, styles_per_image=styles_per_image, label_from=label_from,

@@ -8,7 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import THREADS, app, fail
+from pipeline.cli.app import app, fail
+from pipeline.cli.run_options import option
 from pipeline.errors import NSTError
 
 
@@ -20,7 +21,7 @@ def _number(x: float) -> str:
 def look(
     images: List[Path] = typer.Argument(..., help="CONTENT STYLE OUTPUT [OUTPUT...]"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per output: structure, style_match"),
-    threads: Optional[int] = THREADS,
+    threads: Optional[int] = option("threads"),
 ):
     """Score stylized outputs: structure (SSIM of luminance with the content) and style match
     (EfficientNet-Lite0 Gram statistics), both at a viewing size of 256 px."""

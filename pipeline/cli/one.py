@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.app import app, fail
+from pipeline.cli.app import MAX_MEMORY, app, fail
 from pipeline.cli.run_options import option
 from pipeline.errors import BadInput, NSTError
 
@@ -27,6 +27,7 @@ def one(
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto"),
     threads: Optional[int] = option("threads"),
     deterministic: bool = option("deterministic"),
+    max_memory: Optional[str] = MAX_MEMORY,
 ):
     """Stylize one content image with one or more style images."""
     from pipeline.run.execute.signals import Stopped, install_stop_signals
@@ -35,6 +36,7 @@ def one(
     try:
         if len(images) < 2:
             raise NSTError(f"need a content image and at least one style image, got {len(images)} path(s)")
+        set_ = [*set_, f"max_memory={max_memory}"] if max_memory is not None else set_
         run_one(images[0], images[1:], output, config, size, iterations, seed, set_, save_every, device,
                 threads, deterministic)
     except NSTError as exc:
@@ -82,6 +84,7 @@ def stylize_to_file(cfg, content: Path, styles: list[Path], output: Path, save_e
             "size": list(image.size),
             "device": device,
             "compiled": result.compiled,  # the torch.compile mode the evaluations ran under ("none": eager)
+            **({"tiles": result.tiles} if result.tiles else {}),  # the full-size stage ran in tiles
             "weights": {"network": cfg.network, "state_digest": backbone.weights_digest},
         }
         written += [output, output.with_suffix(".json")]

@@ -116,28 +116,23 @@ def auto_batch_size(net, layers, width: int, height: int, cfg, device: torch.dev
 
 
 def check_fits(arch: str, layers, wh: tuple[int, int], precision: str, history: int, batch: int,
-               device: torch.device | str, available: int | None = None) -> None:
+               device: torch.device | str, available: int | None = None, tile="none",
+               max_memory: int | None = None):
     """Refuse, before any work, what cannot fit: `batch` images of `wh` against the device's free
-    memory. A CPU host that runs out is killed by the kernel (no OOM fallback can catch that), so
-    this is the only place the user hears why. The message names the largest size (and batch) that fit."""
+    memory (capped by max_memory). A CPU host that runs out is killed by the kernel (no OOM
+    fallback can catch that), so this is the only place the user hears why. With tile "auto" or
+    N a size that does not fit whole is planned in tiles (pipeline/engine/tile_plan.py); the
+    message names the tile setting and the largest size (and batch) the budget allows.
+    Returns the TilePlan."""
     from pipeline.engine.precision import resolve_precision
-    from pipeline.errors import BadInput
+    from pipeline.engine.tile_plan import budget, plan_stage, refuse
 
     precision = resolve_precision(precision, device)
-    w, h = wh
-    per_image = bytes_per_image(arch, layers, w, h, precision, history)
-    available = free_bytes(device) if available is None else available
-    if batch * per_image <= available:
-        return
-    gib = f"{batch * per_image / 2**30:.1f} GiB, {available / 2**30:.1f} GiB free on {torch.device(device).type}"
-    if batch > 1 and per_image <= available:
-        raise BadInput(f"batch_size {batch} at {w}x{h} px needs about {gib}: "
-                       f"the largest batch that fits is {available // per_image}")
-    per_pixel = per_image / (w * h)
-    aspect = min(w, h) / max(w, h)
-    largest = int(math.sqrt(available / per_pixel / aspect))
-    raise BadInput(f"{w}x{h} px needs about {gib}: the largest size that fits is {largest} "
-                   f"(--size {largest}, batch 1)")
+    room, where = budget(device, max_memory, available)
+    plan = plan_stage(arch, layers, wh, precision, history, batch, tile, room)
+    if plan is None:
+        refuse(arch, layers, wh, precision, history, batch, tile, room, where)
+    return plan
 
 
 # --------------------------------------------------------------- fallback

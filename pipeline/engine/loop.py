@@ -27,6 +27,7 @@ class RenderResult:
     seconds: float
     history: list[tuple[int, list[float]]] = field(default_factory=list)  # (evals, per-sample totals)
     compiled: str = "none"                # torch.compile mode the evaluations ran under ("none": eager)
+    tiles: dict | None = None             # tiled evaluation: tile side, halo, tiles per pass (None: whole image)
 
 
 def evaluate(net, objective: Objective, x: torch.Tensor, precision: str) -> dict[str, torch.Tensor]:
@@ -56,6 +57,8 @@ class RenderOptions:
     units. compile picks eager or a torch.compile mode (pipeline.engine.compiled;
     'auto' compiles where it was measured to pay). log_every and snapshot_every
     (0: never) say at which evaluations `on_step` gets losses and a snapshot flag.
+    tile > 0 evaluates in tiles of that many pixels a side (pipeline.engine.tiles:
+    the same loss and gradient, one tile's activations in memory at a time; eager).
     """
 
     iterations: int
@@ -68,6 +71,7 @@ class RenderOptions:
     maximize: bool = False
     max_step: float = 64.0
     compile: str = "none"
+    tile: int = 0
 
     def __post_init__(self):
         if self.iterations < 1:
@@ -86,6 +90,8 @@ class RenderOptions:
             raise ValueError(f"max_step must be > 0, got {self.max_step!r}")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
+        if self.tile < 0:
+            raise ValueError(f"tile must be >= 0 (0: untiled), got {self.tile!r}")
 
 
 @dataclass
@@ -108,6 +114,8 @@ class StepInfo:
 
 def compile_mode(net, x0: torch.Tensor, options: RenderOptions) -> str:
     """The torch.compile mode `render(net, ..., x0, options)` will run under ('none': eager)."""
+    if options.tile:
+        return "none"  # tiles run eager: each crop has its own shape
     pixel_evals = options.iterations * x0.numel() / max(1, x0.shape[1])
     return resolve_compile(options.compile, x0.device, pixel_evals, getattr(net, "pooling", "avg"))
 
@@ -124,7 +132,13 @@ def render(net, objective: Objective, x0: torch.Tensor, options: RenderOptions,
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt = make_optimizer(o.optimizer, x, lr=o.lr, history=o.history, max_step=o.max_step)
     mode = compile_mode(net, x0, options)
-    loss_and_grad = LossAndGrad(net, objective, o.precision, use_channels_last(o.precision, x.device), mode)
+    channels_last = use_channels_last(o.precision, x.device)
+    if o.tile:
+        from pipeline.engine.tiles import TiledLossAndGrad
+
+        loss_and_grad = TiledLossAndGrad(net, objective, o.precision, channels_last, o.tile)
+    else:
+        loss_and_grad = LossAndGrad(net, objective, o.precision, channels_last, mode)
     sign = -1.0 if o.maximize else 1.0
     last_parts: dict[str, torch.Tensor] = {}
     evals = 0
@@ -158,10 +172,16 @@ def render(net, objective: Objective, x0: torch.Tensor, options: RenderOptions,
             next_snap = (evals // snapshot_every + 1) * snapshot_every
         with torch.no_grad():
             on_step(info)
-    final = _per_sample(evaluate(net, objective, x.detach(), o.precision))
+    if o.tile:
+        with fast_fp32_matmul(o.precision, x.device):
+            final = _per_sample(loss_and_grad.evaluate(x.detach()))
+        tiles = {"tile": loss_and_grad.tile, "halo": loss_and_grad.halo, "count": len(loss_and_grad.grid(x))}
+    else:
+        final = _per_sample(evaluate(net, objective, x.detach(), o.precision))
+        tiles = None
     seconds = time.perf_counter() - start
     return RenderResult(x=x.detach(), losses=final, evaluations=evals, seconds=seconds, history=history_rows,
-                        compiled=loss_and_grad.mode)
+                        compiled=loss_and_grad.mode, tiles=tiles)
 
 
 def logging_step(on_log: Callable[[int, int, list[dict[str, float]]], None] | None = None,

@@ -17,6 +17,7 @@ from pipeline.config import StyleConfig
 from pipeline.engine.loop import RenderOptions, RenderResult, compile_mode, logging_step, render
 from pipeline.engine.objectives import Content, Style, Sum, TotalVariation, gram
 from pipeline.engine.precision import autocast, resolve_precision, use_channels_last
+from pipeline.engine.tile_plan import TilePlan
 from pipeline.pixels import resize, target_size, to_tensor
 from pipeline.methods.stages import stage_plan
 from pipeline.models.vgg import Backbone
@@ -54,7 +55,11 @@ class StyleTargets:
         self.computed = 0
 
     def get(self, styles: list[tuple[str, Image.Image]], blend: list[float] | None,
-            content_wh: tuple[int, int]) -> dict[str, torch.Tensor]:
+            content_wh: tuple[int, int], tile: int = 0) -> dict[str, torch.Tensor]:
+        """Blended Gram targets at content_wh; tile > 0 computes each style's Grams tile by tile
+        (the style is resized to the content's size: at a print's size its activations would
+        not fit whole either). Cached by (styles, blend, size): tiled Grams equal whole ones
+        up to rounding."""
         weights = blend_weights(blend, len(styles))
         total_w = sum(weights)
         key = (tuple(name for name, _ in styles), tuple(weights), content_wh)
@@ -68,15 +73,21 @@ class StyleTargets:
             for (name, img), w in zip(styles, weights):
                 wh = style_size(img, content_wh, self.cfg)
                 pixels = to_tensor(resize(img, wh)).to(dev)
-                with autocast(precision, dev):
-                    acts = net(pre.to_net(pixels), self.cfg.style_layers)
+                if tile:
+                    from pipeline.engine.tiles import tiled_grams
+
+                    whole = tiled_grams(net, pre.to_net(pixels), self.cfg.style_layers, tile, precision,
+                                        use_channels_last(precision, dev))
+                else:
+                    with autocast(precision, dev):
+                        acts = net(pre.to_net(pixels), self.cfg.style_layers)
+                    whole = {layer: gram(acts[layer]) for layer in self.cfg.style_layers}
                 for layer in self.cfg.style_layers:
-                    a = acts[layer]
                     # Gram per generated-layer pixel: scale by N_gen / N_style so a
                     # style at another size targets the same per-pixel statistics.
-                    h, wd = a.shape[-2:]
+                    h, wd = _layer_hw(layer, wh, net)
                     gh, gw = _layer_hw(layer, content_wh, net)
-                    g = gram(a) * (w / total_w) * (gh * gw) / (h * wd)
+                    g = whole[layer] * (w / total_w) * (gh * gw) / (h * wd)
                     targets[layer] = targets[layer] + g if layer in targets else g
         self.computed += 1
         self._cache[key] = targets
@@ -164,23 +175,31 @@ class StylizeJob:
 
 def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
            iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
-           snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
-    """One render of the batch at size wh (from x0, or from the configured initial image)."""
+           snapshot_every: int = 0, plan: TilePlan | None = None) -> tuple[torch.Tensor, RenderResult]:
+    """One render of the batch at size wh (from x0, or from the configured initial image), whole
+    or in the plan's tiles with the plan's L-BFGS history."""
     dev = backbone.device
+    tile = plan.tile if plan is not None else 0
+    history = plan.history if plan is not None else cfg.lbfgs_history
     pixels = torch.cat([to_tensor(resize(img, wh)) for img in job.contents]).to(dev)
     content_net = backbone.pre.to_net(pixels)
-    grams = targets.get(job.styles, cfg.style_blend, wh)
+    grams = targets.get(job.styles, cfg.style_blend, wh, tile)
     starts_at_content = x0 is None and cfg.init == "content"
     if x0 is None:
         x0 = initial_image(cfg, backbone, content_net, [img for _, img in job.styles], job.seeds)
-    options = RenderOptions(iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate, history=cfg.lbfgs_history,
+    options = RenderOptions(iterations, optimizer=cfg.optimizer, lr=cfg.learning_rate, history=history,
                             precision=precision, log_every=cfg.log_every, snapshot_every=snapshot_every,
-                            max_step=cfg.lbfgs_max_step * backbone.pre.unit, compile=cfg.compile)
+                            max_step=cfg.lbfgs_max_step * backbone.pre.unit, compile=cfg.compile, tile=tile)
     content_acts = None
     if cfg.content_weight > 0 and starts_at_content and compile_mode(backbone.net, x0, options) == "none":
         # the first evaluation's forward is at the content itself: its activations are the
         # target, bit for bit, without a forward pass of their own (one of a 1-evaluation render's four passes)
         content_acts = AT_FIRST_EVALUATION
+    elif cfg.content_weight > 0 and tile:
+        from pipeline.engine.tiles import tiled_activations
+
+        content_acts = tiled_activations(backbone.net, content_net, cfg.content_layer, tile, precision,
+                                         use_channels_last(precision, dev))
     elif cfg.content_weight > 0:
         # in the layout the optimised image's activations will have, so the loss reads both alike
         fmt = torch.channels_last if use_channels_last(precision, dev) else torch.contiguous_format
@@ -189,7 +208,31 @@ def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: Sty
                                         [cfg.content_layer])[cfg.content_layer].float()
     objective = build_objective(cfg, content_acts, grams)
     result = render(backbone.net, objective, x0, options, logging_step(on_log, on_snapshot))
+    if result.tiles is not None:
+        result.tiles["lbfgs_history"] = history
     return pixels, result
+
+
+def stage_plans(backbone: Backbone, cfg: StyleConfig, sizes: list[tuple[int, int]], batch: int) -> list[TilePlan | None]:
+    """Per stage: whole (None) or the TilePlan (pipeline/engine/tile_plan.py) under cfg.tile and
+    the memory budget, read once for the whole schedule. tile "none" never plans (a dataset run's
+    out-of-memory fallback handles what does not fit); a stage nothing fits raises TileMemoryError,
+    an out-of-memory error, so that fallback handles it too."""
+    if cfg.tile == "none":
+        return [None] * len(sizes)
+    from pipeline.engine.tile_plan import TileMemoryError, budget, plan_stage
+
+    precision = resolve_precision(cfg.precision, backbone.device)
+    room, where = budget(backbone.device, cfg.max_memory)
+    layers = [cfg.content_layer, *cfg.style_layers]
+    plans = []
+    for wh in sizes:
+        plan = plan_stage(backbone.arch, layers, wh, precision, cfg.lbfgs_history, batch, cfg.tile, room)
+        if plan is None:
+            raise TileMemoryError(f"{wh[0]}x{wh[1]} px, batch {batch}, does not fit {where} even in tiles "
+                                  f"(tile: {cfg.tile})")
+        plans.append(plan if plan.tile else None)
+    return plans
 
 
 def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob,
@@ -202,12 +245,14 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
     scales the content weight by the pixel ratio (the summed content term grows with the
     pixel count, the style terms do not); "mean" terms need no correction. Progress runs
     on one scale; evaluations, seconds and history cover every stage. Snapshots are of
-    the full-size stage.
+    the full-size stage. Each stage runs whole or in tiles as `stage_plans` decides (with
+    tile "auto", only the stages that do not fit whole are tiled).
     """
     dev = backbone.device
     wh = content_size(job.contents[0], cfg)
     precision = resolve_precision(cfg.precision, dev)
     plan = stage_plan(cfg.iterations, cfg.coarse_stages, wh, cfg.stage_base, cfg.stage_base_share)
+    tiling = stage_plans(backbone, cfg, [stage_wh for _, stage_wh in plan], len(job.contents))
     total = cfg.iterations
     x0, done, history, seconds = None, 0, [], 0.0
     for i, (n, stage_wh) in enumerate(plan):
@@ -220,7 +265,7 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
             x0 = F.interpolate(x0, size=(stage_wh[1], stage_wh[0]), mode="bilinear", align_corners=False)
         log = (lambda e, _n, rows, done=done: on_log(done + e, total, rows)) if on_log else None
         pixels, result = _stage(backbone, stage_cfg, targets, job, stage_wh, n, precision, x0, log,
-                                on_snapshot if last else None, snapshot_every if last else 0)
+                                on_snapshot if last else None, snapshot_every if last else 0, tiling[i])
         history += [(done + e, v) for e, v in result.history]
         done += result.evaluations
         seconds += result.seconds

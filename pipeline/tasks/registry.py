@@ -75,5 +75,6 @@ def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLik
 
         batch = 1 if cfg.batch_size == "auto" else cfg.batch_size
         check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], (cfg.size, cfg.size),
-                   cfg.precision, cfg.lbfgs_history, batch, resolve_device(device))
+                   cfg.precision, cfg.lbfgs_history, batch, resolve_device(device), tile=cfg.tile,
+                   max_memory=cfg.max_memory)
     return StylizeTask(cfg, rows, style_files, assign, shard_order, PlanOptions(assign, styles_per_image, key_from))

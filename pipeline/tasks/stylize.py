@@ -123,11 +123,23 @@ def _assigned(rows, styles: list[str], policy: str, seed: int, opts: PlanOptions
 
 
 def _smaller(key):
-    """The out-of-memory retry size of a ((w, h), styles) batch key: 3/4 of each side, or None below 64 px."""
+    """The out-of-memory retry size of a ((w, h), styles) batch key: 3/4 of each side, or None below 64 px
+    (tile: none)."""
     from pipeline.engine.batching import shrink_by
 
     size = shrink_by(0.75, minimum=64)(key[0])
     return None if size is None else (size, key[1])
+
+
+def _tiled(key):
+    """The out-of-memory retry of a batch key under tile auto or N: the same size in smaller tiles,
+    ((w, h), styles, tile): half the longest side first, then half the tile, down to MIN_TILE px;
+    then None (failed_oom). The sample keeps its size; its JSON records `tiles`."""
+    from pipeline.engine.tiles import MIN_TILE
+
+    (w, h), styles = key[0], key[1]
+    tile = key[2] // 2 if len(key) > 2 else max(w, h) // 2
+    return None if tile < MIN_TILE else ((w, h), styles, tile)
 
 
 class StylizeTask(MethodTask):
@@ -226,10 +238,13 @@ class StylizeTask(MethodTask):
     def process(self, samples: list[Sample], loaded: dict | None = None) -> list[SampleResult]:
         """Decode (unless `load` did), bucket by (working size, styles), optimise each bucket as one batch.
 
-        Out of memory splits a batch in halves down to single samples, then
-        retries the sample at 3/4 of its size (recorded as `oom_resized_from` in
-        its metadata) down to 64 px, then records `failed_oom`; any other error
-        in a batch is isolated by retrying its samples one by one.
+        Out of memory splits a batch in halves down to single samples, then, with
+        tile auto or N, retries the sample at its own size in smaller tiles (`_tiled`;
+        a size the memory budget cannot hold whole is planned in tiles before that,
+        pipeline/engine/tile_plan.py), or with tile none at 3/4 of its size (recorded
+        as `oom_resized_from` in its metadata) down to 64 px; then records
+        `failed_oom`. Any other error in a batch is isolated by retrying its samples
+        one by one. A sample that ran in tiles records `tiles` in its JSON.
         """
         from pipeline.engine.batching import make_batches, run_with_oom_fallback
 
@@ -244,7 +259,8 @@ class StylizeTask(MethodTask):
                 ready.append((sample, *item))
         for key, group in make_batches(ready, lambda r: (r[3], r[0].styles), self._bucket_batch):
             try:
-                outcomes = run_with_oom_fallback(group, key, self._stylize, shrink=_smaller,
+                outcomes = run_with_oom_fallback(group, key, self._stylize,
+                                                 shrink=_smaller if self.cfg.tile == "none" else _tiled,
                                                  device=self.device)
             except Exception:  # noqa: BLE001 - isolate the sample that fails
                 outcomes = None
@@ -279,7 +295,8 @@ class StylizeTask(MethodTask):
         """One optimisation for same-size samples that share their styles.
 
         `key` is ((w, h), styles); a (w, h) smaller than the samples' own working
-        size comes from the out-of-memory fallback and is used instead.
+        size comes from the out-of-memory fallback and is used instead, as is a
+        third entry, a tile side (the fallback under tile auto or N).
         """
         import torch  # here, not at the top: planning a run reads this module without torch
 
@@ -291,6 +308,8 @@ class StylizeTask(MethodTask):
         seed_torch(seeds[0], self.device)
         cfg, contents = self.cfg, [item[1] for item in group]
         shrunk = key is not None and tuple(key[0]) != tuple(group[0][3])
+        if key is not None and len(key) > 2:
+            cfg = dataclasses.replace(self.cfg, tile=int(key[2]))
         if shrunk:
             cfg = dataclasses.replace(self.cfg, size=max(key[0]))
             contents = [resize(c, tuple(key[0])) for c in contents]
@@ -312,6 +331,8 @@ class StylizeTask(MethodTask):
             if shrunk:
                 meta["oom_resized_from"] = list(wh)
             meta.update(self._look(content, _styles, image))
+            if result.tiles is not None:
+                meta["tiles"] = result.tiles
             members, published = passthrough_members(sample)
             members = {self.cfg.output_format: data, **members, "json": self.record(sample, {**meta, **published})}
             out.append(SampleResult(sample.key, OK, members, meta))
