@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,13 +147,22 @@ class _KeyCheck:
 
 
 def _group_of(task: Task):
-    """The task's shard_key on a planner row (None when the task does not group)."""
+    """The task's shard_key on a planner row (None when the task does not group).
+
+    The sample carries the size and mtime the planner just described (`planned`), so a
+    header is read once per distinct file (pipeline/io/headers.py); consecutive rows share
+    their `extra` text (see `_rows`), which is parsed once per run of equal rows.
+    """
     if type(task).shard_key is Task.shard_key:
         return None
+    parsed = threading.local()
 
     def key(row: dict):
+        text = row["extra"]
+        if getattr(parsed, "text", None) is not text:
+            parsed.text, parsed.extra = text, json.loads(text)
         sample = Sample(row["index"], row["key"] or "", row["_source"], tuple(row["styles"]), row["seed"],
-                        json.loads(row["extra"]))
+                        parsed.extra, planned={"size": row["size"], "mtime_ns": row["mtime_ns"]})
         return task.shard_key(sample)
     return key
 
