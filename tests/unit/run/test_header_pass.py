@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
 from dataset_util import picture
 from PIL import Image
 
@@ -33,13 +34,13 @@ def _dataset(tmp_path, rows: int):
     lines = ["path"] + [os.path.relpath(files[(i * 7 + i // 11) % len(files)], tmp_path) for i in range(rows)]
     listing = tmp_path / "list.csv"
     listing.write_text("\n".join(lines) + "\n")
-    style = picture(tmp_path / "s.png", seed=99)
-    return listing, style, files
+    styles = [picture(tmp_path / "s.png", seed=99), picture(tmp_path / "t.png", seed=98)]
+    return listing, styles, files
 
 
-def _task(listing, style):
+def _task(listing, styles, assign="one"):
     cfg = api.method_config("stylize", "default", {"size": 16, "iterations": 1}, [])
-    return api.method_task("stylize", cfg, data=listing, styles=[style])
+    return api.method_task("stylize", cfg, data=listing, styles=styles, assign=assign)
 
 
 def _table(result, plan_dir):
@@ -47,9 +48,12 @@ def _table(result, plan_dir):
             for s in result.shards]
 
 
-def test_each_distinct_file_read_once_and_the_shard_table_unchanged(tmp_path):
-    listing, style, files = _dataset(tmp_path, 3000)
-    task = _task(listing, style)
+@pytest.mark.parametrize("styles,assign", [(1, "one"), (2, "cycle")])
+def test_each_distinct_file_read_once_and_the_shard_table_unchanged(tmp_path, styles, assign):
+    listing, style_files, files = _dataset(tmp_path, 3000)
+    task = _task(listing, style_files[:styles], assign)  # cycle: each file comes with both styles
+    pairs = {(r["_source"], tuple(r["styles"])) for r in _rows(task, task.seed())}
+    assert len(pairs) == len(files) * styles  # with two styles, every file comes with each of them
     HEADERS.clear()
     before = HEADERS.reads
     _, cached = plan_into(task, 7, tmp_path / "cached", hash_inputs=False)
@@ -70,7 +74,7 @@ def test_each_distinct_file_read_once_and_the_shard_table_unchanged(tmp_path):
     assert len(reads) == 3000
     assert _table(cached, tmp_path / "cached") == _table(reference, reference_dir)
     assert (cached.plan_hash, cached.inputs_hash) == (reference.plan_hash, reference.inputs_hash)
-    keys = {task.shard_key(Sample(0, "", str(f), (str(style),), 0)) for f in files}
+    keys = {task.shard_key(Sample(0, "", str(f), (str(style_files[0]),), 0)) for f in files}
     assert {k[0] for k in keys if k} == {(16, 16), (16, 12), (12, 16), (8, 16)} and None in keys
 
 
