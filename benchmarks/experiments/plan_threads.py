@@ -19,10 +19,10 @@ import resource
 import time
 from pathlib import Path
 
-from pipeline import api
 from pipeline.io.headers import HEADERS
-from pipeline.run.plan import _group_of, _KeyCheck, _rows
-from pipeline.run.stream_plan import plan_rows
+from pipeline.run.folder.plan import _group_of, _KeyCheck, _rows
+from pipeline.run.folder.stream_plan import plan_rows
+from pipeline.tasks.registry import method_config, method_task
 
 
 def main() -> None:
@@ -33,8 +33,8 @@ def main() -> None:
     p.add_argument("--style", default=None, help="default: style.png beside DATA")
     a = p.parse_args()
     style = a.style or str(Path(a.data).parent / "style.png")
-    cfg = api.method_config("stylize", None, {"size": 16, "iterations": 1, "seed": None}, [])
-    task = api.method_task("stylize", cfg, data=a.data, styles=[style], shard_order=a.order, device="cpu")
+    cfg = method_config("stylize", None, {"size": 16, "iterations": 1, "seed": None}, [])
+    task = method_task("stylize", cfg, data=a.data, styles=[style], shard_order=a.order, device="cpu")
     start = time.process_time()
     res = plan_rows(_KeyCheck()(_rows(task, task.seed())), 1000, "x", lambda shard, rows: None,
                     group_of=_group_of(task), threads=a.threads)

@@ -10,13 +10,13 @@ import pytest
 from dataset_util import picture
 from PIL import Image
 
-from pipeline import api
 from pipeline.io.headers import HEADERS, HeaderCache
 from pipeline.io.images import image_size
-from pipeline.run.plan import _KeyCheck, _rows, plan_into
-from pipeline.run.sample_files import read_samples
-from pipeline.run.stream_plan import plan_rows
+from pipeline.run.folder.plan import _KeyCheck, _rows, plan_into
+from pipeline.run.folder.plan_samples import read_samples
+from pipeline.run.folder.stream_plan import FileSink, plan_rows
 from pipeline.run.task import Sample
+from pipeline.tasks.registry import method_config, method_task
 
 
 def _dataset(tmp_path, rows: int):
@@ -39,8 +39,8 @@ def _dataset(tmp_path, rows: int):
 
 
 def _task(listing, styles, assign="one"):
-    cfg = api.method_config("stylize", "default", {"size": 16, "iterations": 1}, [])
-    return api.method_task("stylize", cfg, data=listing, styles=styles, assign=assign)
+    cfg = method_config("stylize", "default", {"size": 16, "iterations": 1}, [])
+    return method_task("stylize", cfg, data=listing, styles=styles, assign=assign)
 
 
 def _table(result, plan_dir):
@@ -67,7 +67,6 @@ def test_each_distinct_file_read_once_and_the_shard_table_unchanged(tmp_path, st
         sample = Sample(row["index"], row["key"] or "", row["_source"], tuple(row["styles"]), row["seed"])
         return task.shard_key(sample)   # no `planned` stamp: image_size of the file itself
     reference_dir = tmp_path / "reference"
-    from pipeline.run.stream_plan import FileSink
 
     reference = plan_rows(_KeyCheck()(_rows(task, task.seed())), 7, task.shard_prefix, FileSink(reference_dir),
                           group_of=per_row)
