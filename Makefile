@@ -130,12 +130,16 @@ strip: install
 # The run machinery at scale (docs/scale.md): plan time + peak RSS, one worker's peak RSS and samples/s
 # after one shard, `nst status` time, at 1k, 100k and 1M samples and for a 10M-row list (inputs are
 # generated once into SCALE_WORK: 100k tiny PNGs, CSV lists, tars); records in benchmarks/results/scale/.
+# Two records of planning alone (--no-worker): the 1M list in the `input` order and then in the default
+# `size` order, which reads image headers (their CPU times are compared), and 100k distinct files.
 SCALE_WORK ?= /tmp/nst-bench-scale
 SCALE_BENCH := OMP_NUM_THREADS=1 $(BIN)/python -m pipeline.bench.scale --work $(SCALE_WORK) --markdown BENCHMARKS.md
 bench-scale: install
 	$(SCALE_BENCH) --scale 1000 --cases list --save benchmarks/results/scale/0001k.json
 	$(SCALE_BENCH) --scale 100000 --cases files,list,tars --save benchmarks/results/scale/0100k.json
 	$(SCALE_BENCH) --scale 1000000 --cases list --rows-10m 10000000 --save benchmarks/results/scale/1000k.json
+	$(SCALE_BENCH) --scale 1000000 --cases list,list-size --no-worker --save benchmarks/results/scale/1000k-orders.json
+	$(SCALE_BENCH) --scale 100000 --cases files --no-worker --save benchmarks/results/scale/0100k-directory.json
 
 clean:
 	rm -rf runs build dist *.egg-info

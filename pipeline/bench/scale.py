@@ -189,8 +189,9 @@ def machine() -> dict:
 
 
 def run(scale: int, work: Path, cases: list[str], rows_10m: int, results: Path | None,
-        markdown: Path | None = None, before: bool = False) -> dict:
-    """One scale: `scale` samples; returns (and saves) the record."""
+        markdown: Path | None = None, before: bool = False, workers: bool = True) -> dict:
+    """One scale: `scale` samples; returns (and saves) the record. workers=False: plan and
+    status only (a record of planning alone, e.g. the two shard orders side by side)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}  # planning and status: no torch
     work.mkdir(parents=True, exist_ok=True)
     style = work / "style.png"
@@ -207,16 +208,16 @@ def run(scale: int, work: Path, cases: list[str], rows_10m: int, results: Path |
         if case == "files" and scale <= 100_000:
             data = work / "files" if scale == n_files else None
             row = bench_case(f"{scale:,} files (directory)", data, style, work / "out-files", env, "size",
-                             True, [])
-        elif case == "list":
+                             workers, [])
+        elif case in ("list", "list-size"):  # list-size: the default order, what a user types (issue 28)
             data = make_list(work, n_files, scale)
+            order = "size" if case == "list-size" else "input"
             row = bench_case(f"{scale:,} rows (CSV cycling over the square files among {n_files:,})", data, style,
-                             work / "out-list", env,
-                             "input", True, [])
+                             work / f"out-{case}", env, order, workers and case == "list", [])
         elif case == "tars":
             data = make_tars(work, scale)
             row = bench_case(f"{scale:,} samples (webdataset tars)", data, style, work / "out-tars", env,
-                             "input", True, [])
+                             "input", workers, [])
         else:
             continue
         print(json.dumps(row), flush=True)
@@ -250,13 +251,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipeline.bench.scale", description=__doc__)
     p.add_argument("--scale", type=int, default=100_000, help="samples (above 100k: a CSV repeating 100k files)")
     p.add_argument("--work", type=Path, default=Path("/tmp/nst-bench-scale"), help="inputs + runs (kept)")
-    p.add_argument("--cases", default="files,list,tars")
+    p.add_argument("--cases", default="files,list,tars",
+                   help="files (a directory, size order), list (a CSV, input order), list-size (the same CSV in "
+                        "the default size order: plan and status only), tars")
     p.add_argument("--rows-10m", type=int, default=0, help="also plan a list of this many rows")
     p.add_argument("--save", type=Path, default=None, help="write the JSON record here")
     p.add_argument("--markdown", type=Path, default=None, help="then re-render this BENCHMARKS.md")
     p.add_argument("--before", action="store_true", help="mark the record as the code before a change")
+    p.add_argument("--no-worker", action="store_true", help="plan and status only: no worker runs a shard")
     a = p.parse_args(argv)
-    run(a.scale, a.work, [c.strip() for c in a.cases.split(",")], a.rows_10m, a.save, a.markdown, a.before)
+    run(a.scale, a.work, [c.strip() for c in a.cases.split(",")], a.rows_10m, a.save, a.markdown, a.before,
+        workers=not a.no_worker)
     return 0
 
 

@@ -160,7 +160,10 @@ class Task:
         """Optional: a hashable the plan groups samples by before cutting them into shards
         (stylize: its `batch_key`), so that a shard of a dataset of mixed sizes holds few
         distinct keys and its batches fill. None for every sample (the default) keeps the
-        shards as runs of consecutive samples. Called once per sample when a run is planned."""
+        shards as runs of consecutive samples. It must depend only on the sample's source file,
+        styles and `extra` (not its index, key or seed): the planner asks once per distinct
+        (source, its size and mtime, styles, extra) and reuses the answer for repeated rows.
+        `sample.planned` holds the source's size and mtime as the planner described it."""
         return None
 
     def load(self, samples: list[Sample]) -> Any:

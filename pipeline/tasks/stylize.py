@@ -163,6 +163,7 @@ class StylizeTask(MethodTask):
         self._targets = None
         self._ruler = None
         self._style_cache: dict = {}
+        self._working: dict = {}  # image size -> working size (few distinct sizes, a million lookups)
 
     def identity_extra(self) -> dict:
         extra = {"assign": self.assign}
@@ -208,13 +209,17 @@ class StylizeTask(MethodTask):
             return self._style_cache[path]
 
     def batch_key(self, sample: Sample):
-        """(working size, styles) from the content's header: the runner batches equal keys."""
-        from pipeline.io.images import image_size
+        """(working size, styles) from the content's header: the runner batches equal keys.
+        A header is read once per distinct (file, size, mtime) the plan described."""
+        from pipeline.io.headers import planned_image_size
 
-        wh = image_size(sample.source)
+        wh = planned_image_size(sample.source, sample.planned)
         if wh is None:
             return None  # unreadable: its decode fails in `load` and is recorded per sample
-        return self.cfg.working_size(wh), tuple(sample.styles)
+        working = self._working.get(wh)
+        if working is None:
+            working = self._working[wh] = self.cfg.working_size(wh)
+        return working, tuple(sample.styles)
 
     def shard_key(self, sample: Sample):
         """--shard-order size: the plan groups samples by `batch_key` (header reads only)."""

@@ -34,6 +34,8 @@ from pipeline.run.task import Sample, Task, sample_key, sample_seed
 FORMAT = "nst-run-v2"
 RUN_SUBDIRS = ("shards", "manifests", "commits", "work", "leases")
 RUN_FILES = ("run.json", "shardindex.json", "summary.json", "launches.jsonl")
+SHARD_KEYS = 200_000   # distinct (source, styles, extra) whose shard key is remembered while planning
+_UNKNOWN = object()
 IDENTITY_FIELDS = ("task", "package_version", "config_hash", "inputs_hash", "weights_digest", "seed",
                    "shard_size", "plan_hash", "total")
 
@@ -147,14 +149,30 @@ class _KeyCheck:
 
 
 def _group_of(task: Task):
-    """The task's shard_key on a planner row (None when the task does not group)."""
+    """The task's shard_key on a planner row (None when the task does not group).
+
+    A shard key depends on the source file, its styles and `extra` only (Task.shard_key), so it
+    is asked once per distinct (source, size, mtime, styles, extra): a list that names a file a
+    thousand times costs one call and then dictionary look-ups (issue 28). The sample carries
+    the size and mtime the planner described (`planned`), so a header is also read once per
+    distinct file when the same file comes with other styles (pipeline/io/headers.py).
+    """
     if type(task).shard_key is Task.shard_key:
         return None
+    known: dict = {}
 
     def key(row: dict):
-        sample = Sample(row["index"], row["key"] or "", row["_source"], tuple(row["styles"]), row["seed"],
-                        json.loads(row["extra"]))
-        return task.shard_key(sample)
+        memo = (row["_source"], row["size"], row["mtime_ns"], tuple(row["styles"]), row["extra"])
+        hit = known.get(memo, _UNKNOWN)
+        if hit is not _UNKNOWN:
+            return hit
+        sample = Sample(row["index"], row["key"] or "", row["_source"], memo[3], row["seed"],
+                        json.loads(row["extra"]), planned={"size": row["size"], "mtime_ns": row["mtime_ns"]})
+        value = task.shard_key(sample)
+        if len(known) >= SHARD_KEYS:
+            known.clear()
+        known[memo] = value
+        return value
     return key
 
 
