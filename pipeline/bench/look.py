@@ -60,7 +60,8 @@ def parse_peer(raw: str) -> dict:
 
 def render_look(backbone, ruler, cfg, content_name: str, style_name: str) -> dict:
     """One render of a pair with `cfg`; its look, evaluations and seconds."""
-    from pipeline.io.images import load_image, to_pil
+    from pipeline.io.images import load_image
+    from pipeline.pixels import to_pil
     from pipeline.methods.stylize import StyleTargets, StylizeJob, stylize_batch
 
     content = load_image(_image("content", content_name))

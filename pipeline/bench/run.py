@@ -164,7 +164,7 @@ class Workload:
 
 def looks(ruler, work: Workload, x: torch.Tensor) -> list[dict]:
     """structure and style match (methods/look.py) of each final image against its content and the style."""
-    from pipeline.io.images import to_pil
+    from pipeline.pixels import to_pil
 
     pil = lambda t: to_pil(work.pre.to_pixels(t.detach().float().cpu()).clamp(0, 255))  # noqa: E731
     style = pil(work.style_net)

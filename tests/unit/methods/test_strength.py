@@ -10,7 +10,8 @@ import torch
 
 from pipeline.config import STRENGTH_SPAN, build_config
 from pipeline.errors import BadInput
-from pipeline.io.images import load_image, to_pil
+from pipeline.io.images import load_image
+from pipeline.pixels import to_pil
 from pipeline.methods.look import LookRuler
 from pipeline.methods.stylize import StyleTargets, StylizeJob, stylize_batch
 from pipeline.models.vgg import Backbone
