@@ -353,7 +353,7 @@ CONFIG_CLASSES = {  # method -> (module, class) of its config
     "stylize": ("pipeline.config", "StyleConfig"), "texture": ("pipeline.methods.texture", "TextureConfig"),
     "invert": ("pipeline.methods.invert", "InvertConfig"), "dream": ("pipeline.methods.dream", "DreamConfig"),
     "visualize": ("pipeline.methods.visualize", "VisualizeConfig"),
-    "imagine": ("pipeline.methods.imagine", "ImagineConfig")}
+    "imagine": ("pipeline.methods.imagine", "ImagineConfig"), "video": ("pipeline.methods.video", "VideoConfig")}
 METHODS = tuple(CONFIG_CLASSES)
 
 
@@ -393,6 +393,25 @@ def method_task(method: str, cfg, data: Path | None = None, styles=(), assign: s
     from pipeline.tasks.visualize import VisualizeTask
 
     return {"invert": InvertTask, "dream": DreamTask, "visualize": VisualizeTask}[method](cfg, read_data(data))
+
+
+def video_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLike]):
+    """`nst video`'s Task: DATA is a video file (refused in one line if it does not decode), a folder
+    of videos or a .txt list (an undecodable one becomes a failed_decode row)."""
+    from pipeline.io.reader import read_styles
+    from pipeline.io.video import video_inputs
+    from pipeline.tasks.video import VideoTask
+
+    root, videos = video_inputs(data)
+    single = Path(data).is_file() and Path(data).suffix.lower() != ".txt"
+    return VideoTask(cfg, videos, read_styles(list(styles)), refuse_undecodable=single, root=root)
+
+
+def finish_videos(out: Path) -> list[dict]:
+    """`nst video`'s last step: each finished clip's .mp4 and record under OUT/videos."""
+    from pipeline.tasks.video_finish import finish_videos as finish
+
+    return finish(out)
 
 
 def plan_dataset(task, out: Path, shard_size: int, overwrite: bool = False, hash_inputs: bool = False):

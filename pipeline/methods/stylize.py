@@ -157,8 +157,9 @@ class StylizeJob:
 
 def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
            iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
-           snapshot_every: int = 0) -> tuple[torch.Tensor, RenderResult]:
-    """One render of the batch at size wh (from x0, or from the configured initial image)."""
+           snapshot_every: int = 0, extra=()) -> tuple[torch.Tensor, RenderResult]:
+    """One render of the batch at size wh (from x0, or from the configured initial image);
+    `extra` objective terms are added to the style-transfer objective (video: the temporal term)."""
     dev = backbone.device
     pixels = torch.cat([to_tensor(resize(img, wh)) for img in job.contents]).to(dev)
     content_net = backbone.pre.to_net(pixels)
@@ -181,6 +182,8 @@ def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: Sty
             content_acts = backbone.net(content_net.contiguous(memory_format=fmt),
                                         [cfg.content_layer])[cfg.content_layer].float()
     objective = build_objective(cfg, content_acts, grams)
+    if extra:
+        objective = Sum([objective, *extra])
     result = render(backbone.net, objective, x0, options, logging_step(on_log, on_snapshot))
     return pixels, result
 
