@@ -429,7 +429,10 @@ def export_dataset(out: Path, to: Path, fmt: str = "folder", show_progress: bool
 
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    return export_folder(load_run(out), to, show_progress)
+    plan = load_run(out)
+    if plan.data.get("task") == "video":  # a clip whose mp4 a stopped run did not write yet
+        finish_videos(out)
+    return export_folder(plan, to, show_progress)
 
 
 def estimate_cost(plan, task, device: str = "auto"):
