@@ -40,8 +40,9 @@ def _as_flow(flow) -> torch.Tensor:
     return flow if isinstance(flow, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(flow))
 
 
-def warp(image: torch.Tensor, flow) -> torch.Tensor:
-    """image (B, C, H, W) sampled at x + flow(x) (bilinear, coordinates clamped to the frame)."""
+def warp(image: torch.Tensor, flow, mode: str = "bilinear") -> torch.Tensor:
+    """image (B, C, H, W) sampled at x + flow(x) (bilinear, or bicubic: sharper, for an image
+    warped again and again; coordinates clamped to the frame)."""
     f = _as_flow(flow).to(image.device, torch.float32)
     h, w = f.shape[:2]
     ys, xs = torch.meshgrid(torch.arange(h, device=f.device, dtype=torch.float32),
@@ -49,7 +50,7 @@ def warp(image: torch.Tensor, flow) -> torch.Tensor:
     gx = (xs + f[..., 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + f[..., 1]) * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack([gx, gy], -1).unsqueeze(0).expand(image.shape[0], -1, -1, -1)
-    out = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(image.float(), grid, mode=mode, padding_mode="border", align_corners=True)
     return out.to(image.dtype)
 
 

@@ -81,7 +81,8 @@ def stylize_frame(backbone: Backbone, cfg: VideoConfig, targets: StyleTargets, t
     dev, pre = backbone.device, backbone.pre
     backward, _mask, weights = flow
     prev = torch.from_numpy(np.ascontiguousarray(previous, dtype=np.float32)).permute(2, 0, 1)[None].to(dev)
-    warped = pre.to_net(warp(prev, backward))
+    # bicubic: frame after frame, a bilinear warp's blur would build up in the start and the target
+    warped = pre.to_net(warp(prev, backward, mode="bicubic").clamp(0, 255))
     extra = []
     if cfg.temporal_weight > 0:
         c = torch.from_numpy(weights)[None, None].to(dev)
