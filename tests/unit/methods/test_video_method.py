@@ -30,8 +30,8 @@ def test_temporal_term_is_the_weighted_pixel_mse_and_ignores_unreliable_pixels()
 def _setup(vgg, **over):
     from pipeline.api import method_config
 
-    # the video preset's weights (mean-reduced terms), from noise, one full-size stage
-    cfg = method_config("video", "video", {"size": 32, "iterations": 6, "init": "noise", "coarse_stages": [],
+    # the video preset's weights (mean-reduced terms), from the content, one full-size stage
+    cfg = method_config("video", "video", {"size": 32, "iterations": 6, "init": "content", "coarse_stages": [],
                                            "precision": "fp32", "compile": "none", "later_iterations": 6, **over})
     content = make_image((32, 24), 0, "content")
     styles = [("s", make_image((32, 32), 1, "style"))]
@@ -41,20 +41,23 @@ def _setup(vgg, **over):
 
 
 def _distance(pixels: torch.Tensor, previous: np.ndarray) -> float:
-    return float((pixels[0].permute(1, 2, 0).cpu() - torch.from_numpy(previous).float()).abs().mean())
+    """Mean squared pixel distance to the previous output (what the temporal term weighs)."""
+    return float((pixels[0].permute(1, 2, 0).cpu() - torch.from_numpy(previous.copy()).float()).pow(2).mean())
 
 
 def test_the_temporal_loss_and_the_warped_start_keep_a_frame_near_the_previous_output(vgg):
-    cfg, targets, content, styles, previous, still = _setup(vgg, temporal_weight=0.0, warp_start=False)
+    cfg, targets, content, styles, previous, still = _setup(vgg, temporal_weight=0.0, warp_start=False,
+                                                            iterations=20, later_iterations=20)
     alone = stylize_frame(vgg, cfg, targets, 1, content, styles, 7, previous, still)
-    pulled = stylize_frame(vgg, dataclasses.replace(cfg, temporal_weight=4e6), targets, 1, content, styles, 7,
+    # a temporal weight that dominates the other terms: the frame goes towards the previous output
+    pulled = stylize_frame(vgg, dataclasses.replace(cfg, temporal_weight=1e9), targets, 1, content, styles, 7,
                            previous, still)
-    assert pulled.start == "noise" and "temporal" in pulled.result.losses[0]
-    assert _distance(pulled.pixels, previous) < 0.5 * _distance(alone.pixels, previous)
+    assert pulled.start == "content" and "temporal" in pulled.result.losses[0]
+    assert _distance(pulled.pixels, previous) < 0.85 * _distance(alone.pixels, previous)
     warped = stylize_frame(vgg, dataclasses.replace(cfg, warp_start=True, later_iterations=2), targets, 1, content,
                            styles, 7, previous, still)
     assert warped.start == "warped" and warped.evaluations >= 2
-    assert _distance(warped.pixels, previous) < 0.5 * _distance(alone.pixels, previous)
+    assert _distance(warped.pixels, previous) < 0.1 * _distance(alone.pixels, previous)
 
 
 def test_per_frame_mode_and_frame_zero_ignore_the_previous_output(vgg):
@@ -65,4 +68,4 @@ def test_per_frame_mode_and_frame_zero_ignore_the_previous_output(vgg):
     assert torch.equal(with_prev.pixels, without.pixels) and with_prev.evaluations == 3
     cfg_t = dataclasses.replace(cfg, temporal_weight=4e6, warp_start=True)
     first = stylize_frame(vgg, cfg_t, targets, 0, content, styles, 7, None, None)
-    assert first.start == "noise" and first.evaluations == 6  # frame 0: `iterations`, from the config's init
+    assert first.start == "content" and first.evaluations == 6  # frame 0: `iterations`, from the config's init
