@@ -84,3 +84,21 @@ def finish_videos(out: str | Path) -> list[dict]:
             atomic_write_text(meta_path, json.dumps(summary, indent=1, sort_keys=True) + "\n")
         done.append(summary)
     return done
+
+
+def frame_strip(out: str | Path, record: dict, n: int = 6) -> bytes:
+    """PNG of up to `n` consecutive frames of a finished clip side by side (`nst report`), from the
+    middle of the clip, read from its committed shard."""
+    from pipeline.io.images import encode_image
+
+    plan = load_run(Path(out))
+    shard = next(sh for sh in plan.shards if sh["name"] == record["shard"])
+    paths = plan.shard_paths(shard)
+    rows = sorted(read_manifest(paths.manifest), key=lambda r: r["index"])
+    first = max(0, (len(rows) - n) // 2)
+    frames = frames_of(paths.tar, [r["key"] for r in rows[first:first + n]])
+    h, w = frames[0].shape[:2]
+    sheet = np.full((h, len(frames) * (w + 2) - 2, 3), 255, np.uint8)
+    for i, f in enumerate(frames):
+        sheet[:, i * (w + 2):i * (w + 2) + w] = f
+    return encode_image(Image.fromarray(sheet), "png")

@@ -103,6 +103,14 @@ def test_kill_mid_clip_then_resume_gives_the_frames_of_a_straight_run(tmp_path):
     assert sorted(p.name for p in (to / "pan").iterdir()) == [f"{t:06d}.png" for t in range(FRAMES)]
     assert (to / "pan.mp4").read_bytes() == mp4.read_bytes()
 
+    # `nst report` shows the clip's warping error and a strip of consecutive frames
+    report = nst("report", killed)
+    assert report.returncode == EXIT_OK, report.stderr
+    page = (killed / "report" / "index.html").read_text()
+    assert "<h2>Videos</h2>" in page and f"warping error {record['warping_error']:.4g}" in page
+    strip = Image.open(killed / "report" / "full" / "strip-pan.png")
+    assert strip.size == (6 * 40 + 5 * 2, 30)
+
 
 def test_a_corrupt_file_or_one_without_video_is_one_line_and_exit_2(tmp_path):
     style = picture(tmp_path / "style.png", seed=5)
