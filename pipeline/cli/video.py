@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from pipeline.cli.app import DETERMINISTIC, THREADS, app, fail
-from pipeline.cli.methods import (DEVICE, DEVICES, LEASE_TTL, OUT, OVERWRITE, PROGRESS, RETRY, SEED, SET, SHARD_SIZE,
-                                  _finish)
+from pipeline.cli.methods import DEVICE, DEVICES, LEASE_TTL, OUT, OVERWRITE, PROGRESS, RETRY, SEED, SET, _finish
 from pipeline.errors import EXIT_OK, EXIT_SAMPLES_FAILED, NSTError
 
 
@@ -27,16 +26,15 @@ def video(
     iterations: Optional[int] = typer.Option(None, help="Loss-and-gradient evaluations of the first frame"),
     later_iterations: Optional[int] = typer.Option(None, help="Evaluations of every later frame "
                                                    "[default: the preset's, else --iterations]"),
-    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE, shard_size: int = SHARD_SIZE,
+    seed: Optional[int] = SEED, devices: int = DEVICES, device: str = DEVICE,
     retry_failed: bool = RETRY, overwrite: bool = OVERWRITE, lease_ttl: float = LEASE_TTL,
     progress: bool = PROGRESS, threads: Optional[int] = THREADS, deterministic: bool = DETERMINISTIC,
 ):
     """Stylize videos frame by frame, each frame from the previous one warped by optical flow.
 
-    Each clip is one shard; frames are samples `{video-key}_{frame:06d}`. When a clip's frames are
-    all committed, DIR/videos/{video-key}.mp4 (H.264) and .json (its warping error) are written.
-    A stopped run resumes at the first frame not committed. (--shard-size does not apply: a clip is
-    never split.)
+    Each clip is one shard (never split); frames are samples `{video-key}_{frame:06d}`. When a
+    clip's frames are all committed, DIR/videos/{video-key}.mp4 (H.264) and .json (its warping
+    error) are written. A stopped run resumes at the first frame not committed.
     """
     from pytorch_lightning.utilities import rank_zero_only
 
