@@ -155,7 +155,7 @@ class StylizeJob:
     seeds: list[int]
 
 
-def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
+def render_stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
            iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
            snapshot_every: int = 0, extra=()) -> tuple[torch.Tensor, RenderResult]:
     """One render of the batch at size wh (from x0, or from the configured initial image);
@@ -215,7 +215,7 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
         if x0 is not None:
             x0 = F.interpolate(x0, size=(stage_wh[1], stage_wh[0]), mode="bilinear", align_corners=False)
         log = (lambda e, _n, rows, done=done: on_log(done + e, total, rows)) if on_log else None
-        pixels, result = _stage(backbone, stage_cfg, targets, job, stage_wh, n, precision, x0, log,
+        pixels, result = render_stage(backbone, stage_cfg, targets, job, stage_wh, n, precision, x0, log,
                                 on_snapshot if last else None, snapshot_every if last else 0)
         history += [(done + e, v) for e, v in result.history]
         done += result.evaluations

@@ -27,7 +27,7 @@ from pipeline.engine.flow import FLOW_PRESETS, warp
 from pipeline.engine.loop import RenderResult
 from pipeline.engine.objectives import Temporal
 from pipeline.engine.precision import resolve_precision
-from pipeline.methods.stylize import StyleTargets, StylizeJob, _stage, content_size, preserve_colors, stylize_batch
+from pipeline.methods.stylize import StyleTargets, StylizeJob, content_size, preserve_colors, render_stage, stylize_batch
 from pipeline.models.vgg import Backbone
 from pipeline.schema import NonNegative, NonNegativeInt, Positive, PositiveInt, choice
 
@@ -89,7 +89,7 @@ def stylize_frame(backbone: Backbone, cfg: VideoConfig, targets: StyleTargets, t
         extra.append(cfg.temporal_weight * Temporal(warped, c, pre.unit))
     x0 = warped.clone() if cfg.warp_start else None
     wh = content_size(content, cfg)
-    pixels_in, result = _stage(backbone, cfg, targets, job, wh, cfg.frame_iterations(t),
+    pixels_in, result = render_stage(backbone, cfg, targets, job, wh, cfg.frame_iterations(t),
                                resolve_precision(cfg.precision, dev), x0, on_log, extra=extra)
     out = pre.to_pixels(result.x)
     if cfg.preserve_colors:

@@ -148,12 +148,13 @@ class Task:
         shards as runs of consecutive samples. Called once per sample when a run is planned."""
         return None
 
-    def begin_shard(self, samples: list[Sample], rows: dict[str, dict],
+    def begin_shard(self, samples: list[Sample], todo: list[Sample], rows: dict[str, dict],
                     read: Callable[[str], dict[str, bytes]]) -> None:
-        """Optional: called before a shard's unfinished samples are processed. `rows` are the
-        manifest rows already durable in the shard (from an earlier, interrupted attempt) and
-        `read(key)` returns such a sample's members (extension -> bytes). A task whose samples
-        depend on earlier ones of the same shard (video frames) restores its state from them."""
+        """Optional: called before `todo` (the shard's samples still to do, in order; `samples` is
+        all of them) is processed. `rows` are the manifest rows already durable in the shard (from
+        an earlier, interrupted attempt) and `read(key)` returns such a sample's members (extension
+        -> bytes). A task whose samples depend on earlier ones of the same shard (video frames)
+        restores its state from them."""
 
     def load(self, samples: list[Sample]) -> Any:
         """Optional: decode the inputs of `samples` ahead of `process`, in a background

@@ -99,18 +99,13 @@ class VideoTask(MethodTask):
             self._clip_of = (path, clip, ClipFlow(clip.frames, self.cfg.flow_preset, self.cfg.weight_radius))
         return self._clip_of[1], self._clip_of[2]
 
-    def begin_shard(self, samples, rows, read) -> None:
-        """Resume: the output of the frame before the first unfinished one, as committed."""
+    def begin_shard(self, samples, todo, rows, read) -> None:
+        """Resume (or --retry-failed): the output of the frame before the first one to do, as committed."""
         self._last = None
-        done = [s for s in samples if s.key in rows]
-        if not done:
-            return
-        todo = [s for s in samples if s.key not in rows]
-        if not todo or todo[0].extra.get("frame", 0) == 0:
-            return
-        before = next((s for s in samples if s.extra.get("frame") == todo[0].extra["frame"] - 1), None)
+        t = todo[0].extra.get("frame", 0) if todo else 0
+        before = next((s for s in samples if s.extra.get("frame") == t - 1), None) if t > 0 else None
         if before is None or rows.get(before.key, {}).get("status") != "ok":
-            return
+            return  # a clip from its start, or after a failed frame: no previous output
         data = read(before.key).get("png")
         if data is not None:
             self._last = (before.extra["video"], before.extra["frame"], _decoded(data))
