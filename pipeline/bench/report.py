@@ -348,6 +348,11 @@ def render_benchmarks(results_dir: str | Path = RESULTS_DIR, out: str | Path = "
         from pipeline.bench import look_report
 
         parts.append(look_report.markdown(look_report.load(look_dir)))
+    video_dir = Path(results_dir) / "video"
+    if any(video_dir.glob("*.json")):
+        from pipeline.bench import video_report
+
+        parts.append(video_report.markdown(video_report.load(video_dir)))
     text = "\n".join(parts)
     atomic_write_text(Path(out), text)
     return text

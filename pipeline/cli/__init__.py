@@ -4,7 +4,7 @@
 The console entry point is `nst = "pipeline.cli:main"`.
 """
 
-from pipeline.cli import one, look, info, bench, dataset, report, methods, slurm  # noqa: F401,I001  (each registers its commands, in help order)
+from pipeline.cli import one, look, info, bench, dataset, report, methods, video, slurm  # noqa: F401,I001  (each registers its commands, in help order)
 from pipeline.cli.app import app
 
 

@@ -35,10 +35,13 @@ def option(name: str):
     return _parameter(f, typing.get_type_hints(RunOptions)).default
 
 
-def run_command(func):
-    """func(..., run: RunOptions) -> a command taking func's own parameters plus every run option."""
+def run_command(func=None, *, exclude: tuple[str, ...] = ()):
+    """func(..., run: RunOptions) -> a command taking func's own parameters plus every run option
+    (but those in `exclude`, which keep their defaults: `nst video` never splits a clip by --shard-size)."""
+    if func is None:
+        return functools.partial(run_command, exclude=exclude)
     hints = typing.get_type_hints(RunOptions)
-    fields = _cli_fields()
+    fields = [f for f in _cli_fields() if f.name not in exclude]
     own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
            for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "run"]
 

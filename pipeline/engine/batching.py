@@ -17,6 +17,7 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import torch
 
+from pipeline.engine.memory import bytes_per_image, free_bytes
 from pipeline.errors import FAILED_OOM, OK
 
 RESIZED = "resized"  # an outcome of the fallback, not a manifest status: the sample ran smaller
@@ -51,53 +52,6 @@ def make_batches(items: Iterable[Any], size_of: Callable[[Any], Hashable], batch
 
 
 # ------------------------------------------------------------------- memory
-
-def free_bytes(device: torch.device | str) -> int:
-    """Memory this process could still allocate: CUDA free + cached-unused, or the host's MemAvailable."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(free + cached)
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
-BLOCK_WIDTHS = (64, 128, 256, 512, 512)  # output channels of each VGG block's convolutions
-
-
-def activation_channels_per_pixel(net, layers) -> float:
-    """Σ over the convolutions run of out_channels × (layer pixels / input pixels).
-    `net` is a VGGFeatures or just its architecture's name ('vgg16'): no weights are needed."""
-    from pipeline.models.layers import layer_index, layer_sequence
-
-    arch = net if isinstance(net, str) else net.arch
-    stop = max(layer_index(name, arch) for name in layers)
-    scale, total = 1.0, 0.0
-    for kind, name in layer_sequence(arch)[: stop + 1]:
-        if kind == "conv":
-            total += BLOCK_WIDTHS[int(name[5]) - 1] * scale
-        else:
-            scale /= 4.0
-    return total
-
-
-def bytes_per_image(net, layers, width: int, height: int, precision: str, history: int) -> int:
-    """Estimated peak bytes for one image: saved activations (about 4 copies of each
-    layer's output: conv output, ReLU output, their gradients; 2 bytes under bf16,
-    4 in fp32), the L-BFGS history (2·history fp32 vectors of the image), and the
-    image, its gradient and the optimiser's few working vectors (8 fp32 copies).
-    It errs on the safe side of what was measured (docs/speed.md)."""
-    px = width * height
-    elt = 2 if precision == "bf16" else 4
-    acts = 4 * elt * activation_channels_per_pixel(net, layers)
-    return int(px * (acts + 2 * history * 3 * 4 + 8 * 3 * 4))
-
 
 def choose_batch_size(per_image: int, available: int, max_batch: int, headroom: float = 0.85) -> int:
     """Largest B <= max_batch with B·per_image within headroom·available (at least 1)."""

@@ -412,3 +412,23 @@ class ImageTotalVariation(Objective):
         img = acts[IMAGE]
         h, w = img.shape[-2:]
         return {self.name: tv_loss(img) / float(h * w)}
+
+
+class Temporal(Objective):
+    """Σ_x c(x)·(x − x_prev)² / (C·H·W) in pixel units: Ruder et al.'s short-term temporal loss.
+
+    target: the previous output warped into this frame, in network space (B or 1 samples);
+    weights: (B or 1, 1, H, W), 0 where the flow is unreliable (pipeline/engine/flow.py);
+    unit: network units per pixel (the preprocessing's), so the term reads pixel values.
+    """
+
+    name = "temporal"
+
+    def __init__(self, target: torch.Tensor, weights: torch.Tensor, unit: float = 1.0):
+        self.target, self.weights, self.unit = fp32(target).detach(), fp32(weights).detach(), float(unit)
+
+    def parts(self, acts, x):
+        with no_autocast(x.device.type):
+            d = (fp32(x) - self.target) / self.unit
+            v = per_sample_sum(self.weights * d.pow(2)) / x[0].numel()
+        return {self.name: v}

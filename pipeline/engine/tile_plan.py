@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.engine.batching import BLOCK_WIDTHS, activation_channels_per_pixel, bytes_per_image, free_bytes
+from pipeline.engine.memory import BLOCK_WIDTHS, activation_channels_per_pixel, bytes_per_image, free_bytes
 from pipeline.engine.tiles import MIN_TILE, halo_for, round_tile, tile_count
 from pipeline.models.layers import layer_sequence
 

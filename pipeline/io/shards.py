@@ -15,6 +15,7 @@ iff its commit record exists and the tar and manifest match it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -269,6 +270,26 @@ class ShardWriter:
     # -- writing ---------------------------------------------------------------------------------
     def rows(self) -> dict[str, dict]:
         return latest_rows(self.entries)
+
+    def members(self, key: str) -> dict[str, bytes]:
+        """The members (extension -> bytes) of a sample already durable in this attempt's tar
+        (its latest entry); empty if it has none (not written, or a failed row)."""
+        span, start = None, 0
+        for e in self.entries:
+            if e["row"].get("key") == key:
+                span = (start, e["end"])
+            start = e["end"]
+        if span is None or span[0] == span[1]:
+            return {}
+        with open(self.tar_path, "rb") as f:
+            f.seek(span[0])
+            data = f.read(span[1] - span[0])
+        out = {}
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+            for m in tf:
+                if m.isfile() and m.name.startswith(f"{key}."):
+                    out[m.name[len(key) + 1:]] = tf.extractfile(m).read()
+        return out
 
     def append(self, key: str, members: dict[str, bytes], row: dict) -> None:
         """Make one sample durable: members first, then its journal line."""

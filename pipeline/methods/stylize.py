@@ -173,11 +173,13 @@ class StylizeJob:
     seeds: list[int]
 
 
-def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
-           iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
-           snapshot_every: int = 0, plan: TilePlan | None = None) -> tuple[torch.Tensor, RenderResult]:
+def render_stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: StylizeJob, wh: tuple[int, int],
+                 iterations: int, precision: str, x0: torch.Tensor | None, on_log=None, on_snapshot=None,
+                 snapshot_every: int = 0, plan: TilePlan | None = None,
+                 extra=()) -> tuple[torch.Tensor, RenderResult]:
     """One render of the batch at size wh (from x0, or from the configured initial image), whole
-    or in the plan's tiles with the plan's L-BFGS history."""
+    or in the plan's tiles with the plan's L-BFGS history; `extra` objective terms are added to the
+    style-transfer objective (video: the temporal term)."""
     dev = backbone.device
     tile = plan.tile if plan is not None else 0
     history = plan.history if plan is not None else cfg.lbfgs_history
@@ -207,6 +209,8 @@ def _stage(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, job: Sty
             content_acts = backbone.net(content_net.contiguous(memory_format=fmt),
                                         [cfg.content_layer])[cfg.content_layer].float()
     objective = build_objective(cfg, content_acts, grams)
+    if extra:
+        objective = Sum([objective, *extra])
     result = render(backbone.net, objective, x0, options, logging_step(on_log, on_snapshot))
     if result.tiles is not None:
         result.tiles["lbfgs_history"] = history
@@ -264,8 +268,8 @@ def stylize_batch(backbone: Backbone, cfg: StyleConfig, targets: StyleTargets, j
         if x0 is not None:
             x0 = F.interpolate(x0, size=(stage_wh[1], stage_wh[0]), mode="bilinear", align_corners=False)
         log = (lambda e, _n, rows, done=done: on_log(done + e, total, rows)) if on_log else None
-        pixels, result = _stage(backbone, stage_cfg, targets, job, stage_wh, n, precision, x0, log,
-                                on_snapshot if last else None, snapshot_every if last else 0, tiling[i])
+        pixels, result = render_stage(backbone, stage_cfg, targets, job, stage_wh, n, precision, x0, log,
+                                      on_snapshot if last else None, snapshot_every if last else 0, tiling[i])
         history += [(done + e, v) for e, v in result.history]
         done += result.evaluations
         seconds += result.seconds

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.version import __version__
 from pipeline.errors import BadInput
-from pipeline.io.atomic import atomic_write_text, remove_stale_temps
+from pipeline.io.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
 from pipeline.report import html, plots
 from pipeline.report.collect import device_label, failures, figures, final_loss, input_path, read_run, retry_input
 from pipeline.report.sample import sample_rows
@@ -163,6 +163,20 @@ def make_report(opts: ReportOptions) -> ReportResult:
         thumb_from_bytes(full.read_bytes(), thumb, side=1200)
         grids.append((grid.stem, os.path.relpath(thumb, out), os.path.relpath(full, out)))
 
+    videos = []
+    for record in sorted((view.root / "videos").glob("*.json")):  # nst video: each finished clip
+        from pipeline.tasks.video_finish import frame_strip
+
+        meta = json.loads(record.read_text())
+        meta["mp4_link"] = os.path.relpath(view.root / meta["mp4"], out)
+        full = out / "full" / f"strip-{meta['video']}.png"
+        data = frame_strip(view.root, meta)
+        if not full.exists() or full.read_bytes() != data:
+            atomic_write_bytes(full, data, durable=False)
+            (out / "thumbs" / f"strip-{meta['video']}.jpg").unlink(missing_ok=True)
+        thumb = thumb_from_bytes(data, out / "thumbs" / f"strip-{meta['video']}.jpg", side=1200)
+        videos.append((meta, os.path.relpath(thumb, out), os.path.relpath(full, out)))
+
     data = view.plan.data
     info = {"run": str(view.root), "made_at": time.time(), "version": __version__, "figures": figs,
             "launches": view.launches, "config": data.get("config", {}),
@@ -170,7 +184,7 @@ def make_report(opts: ReportOptions) -> ReportResult:
             "weights_digest": data.get("weights_digest"),
             "devices_line": _devices_line(view.launches, view.all_rows)}
     page = html.page(info, plot_files, notes, html.failures_section(groups, failed_txt), grids,
-                     html.contact_sheet(cards, len(ok_rows), opts.seed))
+                     html.contact_sheet(cards, len(ok_rows), opts.seed), html.videos_section(videos))
     index = out / "index.html"
     atomic_write_text(index, page)
     result = ReportResult(index, figs, [r["key"] for r in chosen], list(reader.opened),

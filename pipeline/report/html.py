@@ -112,8 +112,24 @@ def contact_sheet(cards: list[dict], n_ok: int, seed: int) -> str:
     return "".join(html)
 
 
+def videos_section(videos: list[tuple]) -> str:
+    """`nst video`: per finished clip, its warping error and a strip of consecutive frames."""
+    if not videos:
+        return ""
+    html = ["<h2>Videos</h2><p>warping error (Lai et al. 2018): mean masked squared error between each output "
+            "frame and the previous one warped by the input's optical flow (lower: steadier)</p>"]
+    for meta, thumb, full in videos:
+        facts = (f"{meta['frames']} frames at {escape(str(meta['fps']))} fps · warping error "
+                 f"{_num(meta['warping_error'])} · reliable flow {_num(meta['reliable'])} · first frame "
+                 f"{_num(meta['seconds_first'])} s, later {_num(meta['seconds_later'])} s")
+        html.append(f'<h3>{escape(meta["video"])} <a href="{escape(meta["mp4_link"])}">mp4</a></h3><p>{facts}</p>'
+                    f'<a href="{escape(full)}"><img src="{escape(thumb)}" alt="consecutive frames of '
+                    f'{escape(meta["video"])}"></a>')
+    return "".join(html)
+
+
 def page(info: dict, plots: list[str], plot_notes: list[str], failures_html: str, grids: list[tuple],
-         sheet_html: str) -> str:
+         sheet_html: str, videos_html: str = "") -> str:
     title = f"nst report: {info['run']}"
     plot_html = "".join(f'<img src="{escape(p)}" alt="plot">' for p in plots)
     notes = "".join(f"<p>{escape(n)}</p>" for n in plot_notes)
@@ -129,5 +145,5 @@ def page(info: dict, plots: list[str], plot_notes: list[str], failures_html: str
             f"<h1>{escape(title)}</h1><p>made {_when(info['made_at'])} by nst {escape(info['version'])}</p>"
             f"{header(info)}<h2>Plots</h2><p>committed shards only (as are the failures and the contact sheet)</p>"
             f"<div class=\"plots\">{plot_html}</div>{notes}{failures_html}"
-            f"{grid_html}{sheet_html}<h2>Config</h2><details><summary>effective configuration</summary>"
+            f"{grid_html}{videos_html}{sheet_html}<h2>Config</h2><details><summary>effective configuration</summary>"
             f"<pre>{config}</pre></details></body></html>")

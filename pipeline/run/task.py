@@ -112,6 +112,7 @@ class Task:
     name: str = "task"              # shown in progress bars and run.json
     shard_prefix: str = "samples"   # shards are shards/{shard_prefix}-{id:06d}.tar
     batch_size: int = 1             # the runner hands process() at most this many samples
+    whole_groups: bool = False      # True: each run of equal `shard_key`s is one shard, never cut or mixed
 
     def identity(self) -> dict:
         """The normalised configuration (JSON-serialisable); hashed into the run's identity.
@@ -165,6 +166,14 @@ class Task:
         (source, its size and mtime, styles, extra) and reuses the answer for repeated rows.
         `sample.planned` holds the source's size and mtime as the planner described it."""
         return None
+
+    def begin_shard(self, samples: list[Sample], todo: list[Sample], rows: dict[str, dict],
+                    read: Callable[[str], dict[str, bytes]]) -> None:
+        """Optional: called before `todo` (the shard's samples still to do, in order; `samples` is
+        all of them) is processed. `rows` are the manifest rows already durable in the shard (from
+        an earlier, interrupted attempt) and `read(key)` returns such a sample's members (extension
+        -> bytes). A task whose samples depend on earlier ones of the same shard (video frames)
+        restores its state from them."""
 
     def load(self, samples: list[Sample]) -> Any:
         """Optional: decode the inputs of `samples` ahead of `process`, in a background

@@ -15,7 +15,7 @@ CONFIG_CLASSES = {  # method -> (module, class) of its config
     "stylize": ("pipeline.config", "StyleConfig"), "texture": ("pipeline.methods.texture", "TextureConfig"),
     "invert": ("pipeline.methods.invert", "InvertConfig"), "dream": ("pipeline.methods.dream", "DreamConfig"),
     "visualize": ("pipeline.methods.visualize", "VisualizeConfig"),
-    "imagine": ("pipeline.methods.imagine", "ImagineConfig")}
+    "imagine": ("pipeline.methods.imagine", "ImagineConfig"), "video": ("pipeline.methods.video", "VideoConfig")}
 METHODS = tuple(CONFIG_CLASSES)
 
 
@@ -78,3 +78,16 @@ def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLik
                    cfg.precision, cfg.lbfgs_history, batch, resolve_device(device), tile=cfg.tile,
                    max_memory=cfg.max_memory)
     return StylizeTask(cfg, rows, style_files, assign, shard_order, PlanOptions(assign, styles_per_image, key_from))
+
+
+def video_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLike]):
+    """`nst video`'s Task: DATA is a video file (refused in one line if it does not decode), a folder
+    of videos or a .txt list (an undecodable one becomes a failed_decode row)."""
+    from pipeline.io.reader import read_styles
+    from pipeline.io.video import video_inputs
+    from pipeline.tasks.video import VideoTask
+
+    root, videos = video_inputs(data)
+    single = Path(data).is_file() and Path(data).suffix.lower() != ".txt"
+    return VideoTask(cfg, videos, read_styles(list(styles)), refuse_undecodable=single, root=root)
+

@@ -161,6 +161,8 @@ class Worker:
         rows = writer.rows()
         todo = [s for s in samples if s.key not in rows
                 or (self.opts.retry_failed and rows[s.key]["status"] != OK and shard["id"] not in self._visited)]
+        if todo:
+            self.task.begin_shard(samples, todo, rows, writer.members)
         progress = self._progress()
         overlap = self.opts.overlap and overlap_allowed()
         has_load = type(self.task).load is not Task.load

@@ -182,7 +182,8 @@ def plan_into(task: Task, shard_size: int, plan_dir: Path, hash_inputs: bool) ->
     seed = task.seed()
     sink = FileSink(plan_dir)
     result = plan_rows(_KeyCheck()(_rows(task, seed)), shard_size, task.shard_prefix, sink,
-                       group_of=_group_of(task), hash_inputs=hash_inputs)
+                       group_of=_group_of(task), hash_inputs=hash_inputs,
+                       whole_groups=bool(getattr(task, "whole_groups", False)))
     sink.sync()
     if result.total == 0:
         raise BadInput("the plan is empty: no samples to produce")

@@ -97,7 +97,7 @@ def _chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
 def plan_rows(rows: Iterable[dict], shard_size: int, prefix: str,
               sink: Callable[[dict, list[dict]], None] | None,
               group_of: Callable[[dict], object] | None = None, hash_inputs: bool = False,
-              threads: int = 8, max_buffered_shards: int = 16) -> PlanResult:
+              threads: int = 8, max_buffered_shards: int = 16, whole_groups: bool = False) -> PlanResult:
     """Describe, group and cut `rows` into shards handed to `sink(shard, rows)` in shard order
     (sink None: only the digests, as a resume's check needs).
 
@@ -108,6 +108,10 @@ def plan_rows(rows: Iterable[dict], shard_size: int, prefix: str,
     everything waiting when more than `max_buffered_shards` shards' worth of rows are in
     partial groups: memory stays bounded however many distinct groups a dataset has, and
     every shard but the last is full.
+
+    whole_groups: each run of consecutive rows with equal `group_of` becomes exactly one shard,
+    whatever its length (never cut, never mixed): for samples that depend on each other (the
+    frames of one video), so that one worker holds the whole group.
     """
     describe = InputDescriber(hash_inputs)
     result = PlanResult()
@@ -164,6 +168,11 @@ def plan_rows(rows: Iterable[dict], shard_size: int, prefix: str,
                     block_h = hashlib.sha256()
                 if sink is None:
                     continue
+                if whole_groups:
+                    if buffers and g not in buffers:
+                        emit(buffers.pop(next(iter(buffers))))
+                    buffers.setdefault(g, []).append(row)
+                    continue
                 buf = buffers.setdefault(g, [])
                 buf.append(row)
                 buffered += 1
@@ -173,6 +182,8 @@ def plan_rows(rows: Iterable[dict], shard_size: int, prefix: str,
             if buffered > max_buffered_shards * shard_size:
                 emit_mixed(final=False)
     if sink is not None:
+        for g in list(buffers) if whole_groups else ():
+            emit(buffers.pop(g))
         emit_mixed(final=True)
         _number_shards(result.shards, prefix, getattr(sink, "rename", None))
     if result.total % BLOCK:

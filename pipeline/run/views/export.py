@@ -34,7 +34,10 @@ def target_name(row: dict, ext: str) -> str:
         raise BadInput(f"sample {row['key']} has source {source!r} outside the DATA root; "
                        f"export needs relative sources (plan the run from a folder or a list)")
     stem = os.path.splitext(source)[0]
-    copy = (row.get("extra") or {}).get("copy")
+    extra = row.get("extra") or {}
+    if "video" in extra and "frame" in extra:  # `nst video`: a clip's frames in a folder of its name
+        return f"{stem}/{int(extra['frame']):06d}.{ext}"
+    copy = extra.get("copy")
     return f"{stem}{'' if copy is None else f'_s{copy}'}.{ext}"
 
 
@@ -74,9 +77,30 @@ def export_folder(plan: RunPlan, to: Path, progress: bool = True) -> tuple[int, 
                         batch.add(dest, tf.extractfile(m).read())
             written += batch.flush()
             pbar.update(shard["count"])
+        w, s = _export_videos(plan, to)
+        written, skipped = written + w, skipped + s
     finally:
         batch.discard()
         pbar.close()
+    return written, skipped
+
+
+def _export_videos(plan: RunPlan, to: Path) -> tuple[int, int]:
+    """`nst video` runs: each clip's mp4 (DIR/videos/KEY.mp4, named in KEY.json) beside its frames' folder."""
+    import json
+
+    written = skipped = 0
+    for record in sorted((plan.root / "videos").glob("*.json")) if (plan.root / "videos").is_dir() else ():
+        meta = json.loads(record.read_text())
+        mp4 = plan.root / meta["mp4"]
+        dest = to / (os.path.splitext(target_name({"source": meta["source"], "key": meta["video"]}, "mp4"))[0]
+                     + ".mp4")
+        data = mp4.read_bytes()
+        if dest.exists() and dest.read_bytes() == data:
+            skipped += 1
+        else:
+            atomic_write_bytes(dest, data, durable=False)
+            written += 1
     return written, skipped
 
 
@@ -90,6 +114,10 @@ def export_run(out: Path, to: Path, fmt: str = "folder", show_progress: bool = T
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     plan = load_run(out)
+    if plan.data.get("task") == "video":  # a clip whose mp4 a stopped run did not write yet
+        from pipeline.tasks.video_finish import finish_videos
+
+        finish_videos(out)
     try:
         return export_folder(plan, to, show_progress)
     except OSError as exc:  # a failed write under --to: one line, exit 6/7/8; rerun to finish

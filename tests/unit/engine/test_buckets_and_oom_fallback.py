@@ -10,10 +10,11 @@ import torch
 
 from pipeline.config import StyleConfig
 from pipeline.engine.batching import (
-    FAILED_OOM, OK, RESIZED, bucket_by_size, bytes_per_image, choose_batch_size, free_bytes, is_oom,
+    FAILED_OOM, OK, RESIZED, bucket_by_size, choose_batch_size, is_oom,
     make_batches, run_with_oom_fallback, shrink_by, snap_size,
 )
 from pipeline.engine.loop import RenderOptions, render
+from pipeline.engine.memory import bytes_per_image, free_bytes
 from pipeline.engine.objectives import TotalVariation, gram
 from pipeline.methods.stylize import build_objective
 

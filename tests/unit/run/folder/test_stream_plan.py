@@ -73,3 +73,15 @@ def test_repeated_files_are_described_once_per_path(tmp_path):
     files = _files(tmp_path, 3)
     res = plan_rows(_rows(files, 30), 10, "s", FileSink(tmp_path / "plan"))
     assert res.total == 30 and len(res.shards) == 3
+
+
+def test_whole_groups_make_one_shard_per_group_whatever_the_shard_size(tmp_path):
+    """`nst video`: a clip's frames (a run of equal group keys) are one shard, never cut, never mixed."""
+    files = _files(tmp_path, 10)
+    clips = [0, 0, 0, 1, 1, 1, 1, 1, 2, 2]  # clip lengths 3, 5, 2
+    seen = []
+    res = plan_rows(_rows(files), 2, "s", lambda sh, rows: seen.append([r["index"] for r in rows]),
+                    group_of=lambda r: clips[r["index"]], threads=3, whole_groups=True)
+    assert sorted(seen) == [[0, 1, 2], [3, 4, 5, 6, 7], [8, 9]]
+    assert [s["count"] for s in res.shards] == [3, 5, 2] and [s["name"] for s in res.shards] == \
+        ["s-000000", "s-000001", "s-000002"]
