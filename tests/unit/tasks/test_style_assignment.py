@@ -9,6 +9,9 @@ from pipeline.io.reader import InputRow
 from pipeline.run.task import Planned
 from pipeline.tasks.stylize import assign_styles
 
+ROWS = [InputRow(f"c{i}.png") for i in range(5)]
+STYLES = ["s0.png", "s1.png", "s2.png"]
+
 
 def test_assign_one_uses_every_style_for_every_content():
     plan = assign_styles(ROWS, STYLES, "one", seed=0)
