@@ -13,7 +13,6 @@ goes to benchmarks/results/video/ and is rendered into BENCHMARKS.md (bench/vide
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shlex

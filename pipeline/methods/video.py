@@ -27,7 +27,8 @@ from pipeline.engine.flow import FLOW_PRESETS, warp
 from pipeline.engine.loop import RenderResult
 from pipeline.engine.objectives import Temporal
 from pipeline.engine.precision import resolve_precision
-from pipeline.methods.stylize import StyleTargets, StylizeJob, content_size, preserve_colors, render_stage, stylize_batch
+from pipeline.methods.stylize import (StyleTargets, StylizeJob, content_size, preserve_colors, render_stage,
+                                      stylize_batch)
 from pipeline.models.vgg import Backbone
 from pipeline.schema import NonNegative, NonNegativeInt, Positive, PositiveInt, choice
 

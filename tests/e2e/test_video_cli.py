@@ -145,3 +145,22 @@ def test_a_folder_with_a_bad_file_records_failed_decode_and_finishes_the_rest(tm
     assert [rows[f"good_{t:06d}"]["status"] for t in range(3)] == ["ok"] * 3
     assert len(list((out / "shards").glob("*.tar"))) == 2  # one shard per clip
     assert (out / "videos" / "good.mp4").exists() and not (out / "videos" / "broken.mp4").exists()
+
+
+def test_two_clips_on_two_workers_each_clip_held_by_one_worker(tmp_path):
+    style = picture(tmp_path / "style.png", seed=5)
+    data = tmp_path / "clips"
+    make_clip(data / "a.mp4", frames=4)
+    make_clip(data / "b.mp4", frames=3, wh=(32, 24))
+    out = tmp_path / "run"
+    r = subprocess.run(video_cmd(data, style, out, "--devices", "2"), env=ENV, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == EXIT_OK, r.stderr[-3000:]
+    rows = manifest_rows(out)
+    assert sorted(row["key"] for row in rows) == [f"a_{t:06d}" for t in range(4)] + [f"b_{t:06d}" for t in range(3)]
+    by_shard: dict[str, set] = {}
+    for row in rows:
+        by_shard.setdefault(row["shard"], set()).add((row["extra"]["video"], row["worker"]["pid"]))
+    assert sorted(len(v) for v in by_shard.values()) == [1, 1]  # one clip per shard, one worker per clip
+    assert all(row["temporal"] for row in rows if row["extra"]["frame"] > 0)
+    assert sorted(p.name for p in (out / "videos").glob("*.mp4")) == ["a.mp4", "b.mp4"]
