@@ -51,17 +51,19 @@ def run_one(name: str, out: Path, clip: Path, style: Path, size: int, iterations
     from pipeline import api
     from pipeline.io.shards import read_manifest
     from pipeline.run.folder.plan import load_run
+    from pipeline.tasks.registry import method_config, video_task
+    from pipeline.tasks.video_finish import finish_videos
 
-    cfg = api.method_config("video", "video", {"size": size, "iterations": iterations,
-                                               "later_iterations": later}, sets)
-    task = api.video_task(cfg, clip, [style])
+    cfg = method_config("video", "video", {"size": size, "iterations": iterations, "later_iterations": later},
+                        sets)
+    task = video_task(cfg, clip, [style])
     start, cpu = time.perf_counter(), _cpu_seconds()
     summary = api.run_task(task, out, threads=None if threads == 1 else threads, deterministic=threads == 1,
                            overwrite=True, progress=False, device="cpu")
     wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     if summary["exit_status"] != 0:
         raise RuntimeError(f"{name} run failed: {summary}")
-    video = api.finish_videos(out)[0]
+    video = finish_videos(out)[0]
     plan = load_run(out)
     rows = sorted((r for sh in plan.shards for r in read_manifest(plan.shard_paths(sh).manifest)),
                   key=lambda r: r["index"])
