@@ -17,7 +17,7 @@ import threading
 
 from pipeline.io.images import image_size
 
-LIMIT = 200_000   # keys remembered (about 200 bytes each: 40 MB at most); then forgotten all at once
+LIMIT = 200_000   # keys remembered (about 200 bytes each beyond the path: 40 MB at most); then all forgotten
 
 
 class _Pending:
