@@ -138,7 +138,7 @@ strip: install
 # Two records of planning alone (--no-worker): the 1M list in the `input` order and then in the default
 # `size` order, which reads image headers (their CPU times are compared), and 100k distinct files.
 SCALE_WORK ?= /tmp/nst-bench-scale
-SCALE_BENCH := OMP_NUM_THREADS=1 $(BIN)/python -m pipeline.bench.scale --work $(SCALE_WORK) --markdown BENCHMARKS.md
+SCALE_BENCH := OMP_NUM_THREADS=1 $(BIN)/python benchmarks/scale.py --work $(SCALE_WORK) --markdown BENCHMARKS.md
 bench-scale: install
 	$(SCALE_BENCH) --scale 1000 --cases list --save benchmarks/results/scale/0001k.json
 	$(SCALE_BENCH) --scale 100000 --cases files,list,tars --save benchmarks/results/scale/0100k.json

@@ -40,7 +40,7 @@ def header(record: dict) -> str:
 
 def markdown(records: list[dict]) -> str:
     lines = ["## scale: planning, workers and status at 100k-10M samples", "",
-             "Measured by `make bench-scale` (pipeline/bench/scale.py): each step is a separate process, "
+             "Measured by `make bench-scale` (benchmarks/scale.py): each step is a separate process, "
              "its peak RSS and CPU time (user + system) from the kernel (wait4 / getrusage); on a shared "
              "machine CPU time says more than wall time. plan = `nst stylize --plan-only`; worker = "
              "one `nst stylize` worker finishing its first shards of 1000 samples (samples/s: the median over "

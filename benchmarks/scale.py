@@ -120,7 +120,7 @@ def measured(cmd: list[str], env: dict) -> dict:
 
 
 def measure_child(argv: list[str]) -> int:
-    """`python -m pipeline.bench.scale run CMD...`: run CMD, print its own wall time and peak RSS."""
+    """`python benchmarks/scale.py run CMD...`: run CMD, print its own wall time and peak RSS."""
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -140,7 +140,7 @@ def worker_shards(out: str, data: str, style: str, shard_order: str) -> int:
     import resource
     import statistics
 
-    from pipeline.bench.scale_api import first_shards
+    from scale_api import first_shards  # beside this script
 
     shards, threads = first_shards(out, data, style, shard_order, WORKER_SHARDS)
     rates = [s["samples"] / s["seconds"] for s in shards if s["samples"] and s["ok"] == s["samples"]] or \
@@ -157,7 +157,7 @@ def _nst() -> list[str]:
 
 
 def _wrap(cmd: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pipeline.bench.scale", "run", *cmd]
+    return [sys.executable, str(Path(__file__).resolve()), "run", *cmd]
 
 
 def bench_case(name: str, data: Path, style: Path, out: Path, env: dict, shard_order: str,
@@ -175,7 +175,7 @@ def bench_case(name: str, data: Path, style: Path, out: Path, env: dict, shard_o
         return row
     if worker:  # with the threads a worker takes by default (this machine's cores), as `nst stylize` runs it
         worker_env = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
-        row["worker"] = measured([sys.executable, "-m", "pipeline.bench.scale", "worker", str(out), str(data),
+        row["worker"] = measured([sys.executable, str(Path(__file__).resolve()), "worker", str(out), str(data),
                                   str(style), shard_order, *extra], worker_env)
     row["status"] = measured(_wrap([*_nst(), "status", str(out)]), env)
     return row
@@ -199,7 +199,7 @@ def run(scale: int, work: Path, cases: list[str], rows_10m: int, results: Path |
         style.write_bytes(_pictures()[1])
     record = {"kind": "nst-bench-scale", "scale": scale, "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "command": "python -m pipeline.bench.scale " + shlex.join(sys.argv[1:]), "rows": []}
+              "command": "python benchmarks/scale.py " + shlex.join(sys.argv[1:]), "rows": []}
     if before:
         record["before"] = True
     n_files = min(scale, 100_000)  # above 100k, a list repeats files (the issue's 1M case)
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
         return measure_child(argv[1:])
     if argv[:1] == ["worker"]:
         return worker_shards(*argv[1:5])
-    p = argparse.ArgumentParser(prog="python -m pipeline.bench.scale", description=__doc__)
+    p = argparse.ArgumentParser(prog="python benchmarks/scale.py", description=__doc__)
     p.add_argument("--scale", type=int, default=100_000, help="samples (above 100k: a CSV repeating 100k files)")
     p.add_argument("--work", type=Path, default=Path("/tmp/nst-bench-scale"), help="inputs + runs (kept)")
     p.add_argument("--cases", default="files,list,tars",
