@@ -102,7 +102,7 @@ def markdown(records: list[tuple[str, dict]]) -> str:
     for name, rec in records:
         out += [f"### look/{name}: {rec['date']}, {rec['threads']} thread(s), load average "
                 f"{' -> '.join(map(str, rec.get('load_average', [])))}", "",
-                f"- command: `{rec.get('command')}`", ""]
+                f"- command: `{rec.get('command')}`"] + ([f"- note: {rec['note']}"] if rec.get("note") else []) + [""]
         out.append("| " + " | ".join(COLUMNS) + " |")
         out.append("|" + "---|" * len(COLUMNS))
         out += ["| " + " | ".join(r) + " |" for r in table_rows(rec)]
