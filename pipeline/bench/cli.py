@@ -92,12 +92,8 @@ def execute(argv: list[str], prog: str) -> dict:
 
 
 def main(argv: list[str], prog: str) -> int:
-    """Run the bench (`--look`: the look table, pipeline/bench/look.py); a bad option is one line on
-    stderr and exit status 2."""
-    if "--look" in argv:
-        from pipeline.bench.look import main as look_main
-
-        return look_main(argv, prog)
+    """Run the bench; a bad option is one line on stderr and exit status 2. (`--look` runs
+    pipeline.bench.look.main instead: the callers, `nst bench` and `python -m pipeline.bench`, send it there.)"""
     try:
         execute(argv, prog)
     except NSTError as exc:

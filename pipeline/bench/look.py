@@ -45,14 +45,22 @@ def parse_pairs(raw: str) -> list[tuple[str, str]]:
 
 
 def parse_peer(raw: str) -> dict:
-    """CONTENT:STYLE:SIZE=FILE:SECONDS -> a peer row to score."""
+    """CONTENT:STYLE:SIZE=FILE:SECONDS[:CPU_SECONDS] -> a peer row to score."""
     try:
         key, _, rest = raw.partition("=")
         content, style, size = key.split(":")
-        file, _, seconds = rest.rpartition(":")
-        row = dict(content=content, style=style, size=int(size), file=file, seconds=float(seconds))
-    except ValueError:
-        raise BadInput(f"--peer expects CONTENT:STYLE:SIZE=FILE:SECONDS, got {raw!r}") from None
+        parts = rest.split(":")
+        cpu = None
+        if len(parts) >= 3:
+            try:
+                cpu = float(parts[-1])
+                parts = parts[:-1]
+            except ValueError:
+                pass
+        file, seconds = ":".join(parts[:-1]), float(parts[-1])
+        row = dict(content=content, style=style, size=int(size), file=file, seconds=seconds, cpu_seconds=cpu)
+    except (ValueError, IndexError):
+        raise BadInput(f"--peer expects CONTENT:STYLE:SIZE=FILE:SECONDS[:CPU_SECONDS], got {raw!r}") from None
     if not Path(row["file"]).is_file():
         raise BadInput(f"--peer output not found: {row['file']!r}")
     return row
@@ -143,13 +151,13 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--look", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--preset", "--config", default="default")
     p.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE")
-    p.add_argument("--sizes", default="224,256", help="Output sizes (comma list)")
+    p.add_argument("--sizes", default="224,256", help="Output sizes (comma list; none: score --peer outputs only)")
     p.add_argument("--pairs", default=",".join(PAIRS), help="CONTENT:STYLE bundled names (comma list)")
     p.add_argument("--iterations", type=int, default=None, help="Evaluations per render (default: the preset's)")
     p.add_argument("--budgets", default=None, help="Also render the first pair at these budgets (comma list) "
                                                    "for the evaluations-to-look measurement")
     p.add_argument("--budget-sizes", default="256", help="Sizes of the budget renders (comma list)")
-    p.add_argument("--peer", action="append", default=[], metavar="CONTENT:STYLE:SIZE=FILE:SECONDS",
+    p.add_argument("--peer", action="append", default=[], metavar="CONTENT:STYLE:SIZE=FILE:SECONDS[:CPU_SECONDS]",
                    help="Score another tool's output (made beside this run) with the same ruler")
     p.add_argument("--peer-name", default="neural-style-pt (500 iterations, -init image)")
     p.add_argument("--threads", type=int, default=None)
@@ -166,7 +174,7 @@ def main(argv: list[str], prog: str) -> int:
 
     try:
         a = parser(prog).parse_args(argv)
-        a.sizes = int_list("sizes", a.sizes)
+        a.sizes = int_list("sizes", a.sizes) if a.sizes != "none" else []  # none: peer rows only
         a.pairs = parse_pairs(a.pairs)
         a.budgets = int_list("budgets", a.budgets) if a.budgets else []
         a.budget_sizes = int_list("budget-sizes", a.budget_sizes) if a.budgets else []

@@ -20,7 +20,8 @@ def table_rows(record: dict) -> list[list[str]]:
              _f(r["style_match"]), f"{r['seconds']:.0f}", f"{r['cpu_seconds']:.0f}", str(r["evaluations"])]
             for r in record["rows"]]
     rows += [[p["tool"], str(p["size"]), f"{p['content']}+{p['style']}", _f(p["structure"]), _f(p["style_match"]),
-              f"{p['seconds']:.0f}", "-", "500"] for p in record.get("peers", [])]
+              f"{p['seconds']:.0f}", "-" if p.get("cpu_seconds") is None else f"{p['cpu_seconds']:.0f}", "500"]
+             for p in record.get("peers", [])]
     return rows
 
 
@@ -48,18 +49,21 @@ def band_lines(record: dict) -> list[str]:
     return lines
 
 
-def peer_lines(record: dict) -> list[str]:
+def peer_lines(record: dict, ours: list[dict] | None = None) -> list[str]:
+    """Each peer row against our row of the same pair and size (in this record, or in `ours`:
+    the rows of every look record, for a record that holds only peer rows)."""
     lines = []
+    pool = record["rows"] + (ours or [])
     for p in record.get("peers", []):
-        ours = [r for r in record["rows"] if (r["content"], r["style"], r["size"]) == (p["content"], p["style"], p["size"])]
+        ours = [r for r in pool if (r["content"], r["style"], r["size"]) == (p["content"], p["style"], p["size"])]
         if not ours:
             continue
         o = ours[0]
         ok = o["structure"] >= p["structure"] and o["style_match"] >= p["style_match"]
         lines.append(f"{p['content']}+{p['style']} at {p['size']} px: nst {_f(o['structure'])}/{_f(o['style_match'])} "
                      f"against {p['tool']} {_f(p['structure'])}/{_f(p['style_match'])}: "
-                     f"{'at least as good on both' if ok else 'not better on both'}; seconds {o['seconds']:.0f} "
-                     f"against {p['seconds']:.0f}")
+                     f"{'at least as good on both' if ok else 'not better on both'}; CPU seconds {o['cpu_seconds']:.0f} "
+                     f"against {'-' if p.get('cpu_seconds') is None else format(p['cpu_seconds'], '.0f')}")
     return lines
 
 
@@ -90,6 +94,7 @@ def text_table(record: dict) -> str:
 
 
 def markdown(records: list[tuple[str, dict]]) -> str:
+    everyone = [r for _, rec in records for r in rec["rows"]]
     out = ["## The look (`nst bench --look`)", "",
            "Structure (SSIM of luminance with the content) and style match (EfficientNet-Lite0 Gram statistics, "
            "1 - D(out, style)/D(content, style)), both at a 256 px viewing size (`nst look`). Seconds are wall "
@@ -97,12 +102,12 @@ def markdown(records: list[tuple[str, dict]]) -> str:
     for name, rec in records:
         out += [f"### look/{name}: {rec['date']}, {rec['threads']} thread(s), load average "
                 f"{' -> '.join(map(str, rec.get('load_average', [])))}", "",
-                f"- command: `{rec.get('command')}`", ""]
+                f"- command: `{rec.get('command')}`"] + ([f"- note: {rec['note']}"] if rec.get("note") else []) + [""]
         out.append("| " + " | ".join(COLUMNS) + " |")
         out.append("|" + "---|" * len(COLUMNS))
         out += ["| " + " | ".join(r) + " |" for r in table_rows(rec)]
         out.append("")
-        out += [f"- {line}" for line in band_lines(rec) + peer_lines(rec) + budget_lines(rec)]
+        out += [f"- {line}" for line in band_lines(rec) + peer_lines(rec, everyone) + budget_lines(rec)]
         out.append("")
     return "\n".join(out)
 

@@ -439,14 +439,15 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
             row["looks"] = looks(ruler, work, x)
         return row
 
-    def scheduled(b: int, p: str, stages, label: str = "production", compile: str = cfg.compile) -> dict:
+    def scheduled(b: int, p: str, stages, label: str = "production", compile: str = cfg.compile,
+                  warm_up: bool = False) -> dict:
         _reset_peak(device)
         bar = rows[0]["losses"] if rows else None
         row, images = schedule_path([work_at(side) for _, side in stages], stages, b, p, cfg.lbfgs_history,
                                     progress, opts.check_every, bar=bar, compile=compile, label=label,
                                     peak=lambda: _peak_mib(device))
         latest["images"] = images  # only the latest row's checked images are kept
-        return look(row, images[max(images)]) if stages[-1][1] == opts.size else row
+        return row if warm_up else look(row, images[max(images)])
 
     def pictures(row: dict) -> None:
         """The side-by-side sheet, from the first row at the bar; failing that, the first in the band."""
@@ -478,7 +479,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         add(jittered)
     for p in precisions:
         for b in opts.batch_sizes:
-            scheduled(b, p, [(3, side) for _, side in plan], compile="none")   # warm-up at every stage size
+            scheduled(b, p, [(3, side) for _, side in plan], compile="none", warm_up=True)  # at every stage size
             row = scheduled(b, p, plan)
             add(row)
             pictures(row)
@@ -496,7 +497,7 @@ def run_bench(opts: BenchOptions, progress=print, checkpoint=None) -> dict:
         def compiled(mode=mode):
             # the warm-up compiles (once per process and size); its time is reported, not timed
             t0 = time.perf_counter()
-            scheduled(b, p, [(3, side) for _, side in plan], compile=mode)
+            scheduled(b, p, [(3, side) for _, side in plan], compile=mode, warm_up=True)
             _sync(device)
             row = scheduled(b, p, plan, label=f"production (compile {mode})", compile=mode)
             add(dict(row, compile_seconds=round(time.perf_counter() - t0 - row["seconds"], 1)))
