@@ -6,7 +6,7 @@ pyproject.toml has everything else. pipeline/resources.py reads them back."""
 from setuptools import find_packages, setup
 
 DATA = {"pipeline.configs": ("configs", ["*.yaml"]), "pipeline.slurm_jobs": ("slurm", ["*.sbatch", "README.md"]),
-        "pipeline.examples": ("examples", ["NOTICE.md", "content/*.jpg", "style/*.jpg"]),
+        "pipeline.examples": ("examples", ["NOTICE.md", "content/*.jpg", "style/*.jpg", "video/*.mp4"]),
         "pipeline.bench_results": ("benchmarks/results", ["*.json"])}
 
 setup(

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIP = ROOT / "examples" / "video" / "astronaut_pan.mp4"
-PHOTO = ROOT / "examples" / "content" / "astronaut.jpg"
+from pipeline.resources import CHECKOUT as ROOT, data_dir
+
+CLIP = data_dir("examples") / "video" / "astronaut_pan.mp4"
+PHOTO = data_dir("examples") / "content" / "astronaut.jpg"
 PROVENANCE = ("a 2 s pan and zoom (16 frames at 8 fps, 256x192) over examples/content/astronaut.jpg "
               "(NASA, public domain), made by `python -m pipeline.bench.video --make-clip`")
 PER_FRAME_SETS = ["temporal_weight=0", "warp_start=false"]
@@ -83,6 +84,22 @@ def frames(out: Path) -> list[np.ndarray]:
     return [np.asarray(img.convert("RGB")) for img, _meta in iter_samples(out)]
 
 
+def look_of_run(out: Path, clip: Path, style: Path, size: int) -> dict:
+    """The look ruler (methods/look.py, EfficientNet-Lite0) over a finished run: each output frame against
+    its input frame at the run's working size and the style; the means over frames."""
+    from pipeline.io.video import decode
+    from pipeline.methods.look import LookRuler
+    from pipeline.pixels import target_size
+
+    outputs = [Image.fromarray(f) for f in frames(out)]
+    wh = outputs[0].size
+    inputs = decode(clip, size=lambda _wh: target_size(*_wh, size)).frames[:len(outputs)]
+    ruler, style_img = LookRuler(), Image.open(style).convert("RGB")
+    looks = [ruler.score_one(Image.fromarray(c).resize(wh), style_img, o) for c, o in zip(inputs, outputs)]
+    return {"structure": round(float(np.mean([x.structure for x in looks])), 4),
+            "style_match": round(float(np.mean([x.style_match for x in looks])), 4)}
+
+
 def side_by_side_gif(left: Path, right: Path, path: Path, frame_ms: int = 125, gap: int = 4) -> Path:
     """An animated GIF: run `left`'s frames beside run `right`'s, frame by frame."""
     from pipeline.io.atomic import atomic_write_bytes
@@ -129,9 +146,20 @@ def measure(a: argparse.Namespace) -> dict:
     record["ratio"] = tem["warping_error"] / per["warping_error"]
     record["met"] = record["ratio"] <= TARGET_RATIO
     record["look"] = {"content": tem["content"] / per["content"] - 1, "style": tem["style"] / per["style"] - 1}
+    rescore(record, Path(a.clip), Path(a.style))
     if a.gif:
         side_by_side_gif(Path(per["out"]), Path(tem["out"]), Path(a.gif))
         record["gif"] = a.gif
+    return record
+
+
+def rescore(record: dict, clip: Path, style: Path) -> dict:
+    """Each row's look ruler (structure, style match) from its run folder, and the temporal run's
+    difference from the per-frame run's (target: within 0.05 on both)."""
+    for row in record["rows"]:
+        row["ruler"] = look_of_run(Path(row["out"]), clip, style, record["size"])
+    per, tem = (r["ruler"] for r in record["rows"])
+    record["ruler_delta"] = {k: round(tem[k] - per[k], 4) for k in per}
     return record
 
 
@@ -139,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipeline.bench.video", description=__doc__.splitlines()[0])
     p.add_argument("--make-clip", action="store_true", help=f"(re)make {CLIP.relative_to(ROOT)} and exit")
     p.add_argument("--clip", default=str(CLIP))
-    p.add_argument("--style", default=str(ROOT / "examples" / "style" / "great_wave_of_kanagawa.jpg"))
+    p.add_argument("--style", default=str(data_dir("examples") / "style" / "great_wave_of_kanagawa.jpg"))
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--iterations", type=int, default=200, help="first frame's evaluations (both runs)")
     p.add_argument("--later-iterations", type=int, default=100, help="each later frame's evaluations (both runs)")
@@ -149,11 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save", default=None, help="write the record (JSON) here")
     p.add_argument("--markdown", default=None, help="re-render this BENCHMARKS.md from the records")
     p.add_argument("--gif", default=None, help="write the side-by-side GIF here")
+    p.add_argument("--rescore", action="store_true", help="add the look ruler to the --save record from its "
+                                                          "runs' folders (no new runs)")
     a = p.parse_args(argv)
     if a.make_clip:
         print(make_clip())
         return 0
-    record = measure(a)
+    if a.rescore:
+        import json
+
+        record = json.loads(Path(a.save).read_text())
+        rescore(record, ROOT / record["clip"], data_dir("examples") / "style" / record["style"])
+    else:
+        record = measure(a)
     from pipeline.bench.video_report import text
 
     print(text(record))

@@ -6,25 +6,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-COLUMNS = ["run", "warping error", "x per-frame", "content term", "style term", "evals first / later",
-           "s first frame", "s later frame", "CPU s / frame"]
+COLUMNS = ["run", "warping error", "x per-frame", "structure", "style match", "content term", "style term",
+           "evals first / later", "s first frame", "s later frame", "CPU s / frame"]
 
 
 def rows(record: dict) -> list[list[str]]:
     per = record["rows"][0]
     out = []
     for r in record["rows"]:
+        ruler = r.get("ruler") or {}
         out.append([r["run"], f"{r['warping_error']:.5f}", f"{r['warping_error'] / per['warping_error']:.3f}",
-                    f"{r['content']:.4g}", f"{r['style']:.4g}",
+                    _num(ruler.get("structure")), _num(ruler.get("style_match")), f"{r['content']:.4g}", f"{r['style']:.4g}",
                     f"{r['evaluations_first']} / {r['evaluations_later']:.0f}", f"{r['seconds_first']:.1f}",
                     f"{r['seconds_later']:.1f}", f"{r['cpu_seconds'] / r['frames']:.1f}"])
     return out
 
 
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def summary_lines(record: dict) -> list[str]:
     look = record["look"]
     verdict = "met" if record["met"] else "NOT met"
-    return [f"warping error, temporal / per-frame: {record['ratio']:.3f} (target <= {record['target_ratio']:.3f}: "
+    delta = record.get("ruler_delta")
+    ruler = [] if not delta else [
+        f"look ruler (EfficientNet-Lite0, mean over frames), temporal minus per-frame: structure "
+        f"{delta['structure']:+.3f}, style match {delta['style_match']:+.3f} (target: within 0.05: "
+        f"{'met' if max(abs(v) for v in delta.values()) <= 0.05 else 'NOT met'})"]
+    return ruler + [f"warping error, temporal / per-frame: {record['ratio']:.3f} (target <= {record['target_ratio']:.3f}: "
             f"{verdict})",
             f"look, temporal against per-frame: content term {look['content']:+.1%}, style term {look['style']:+.1%} "
             f"(mean over frames; the temporal run's frames also pay the temporal term)"]
