@@ -28,7 +28,7 @@ def test_temporal_term_is_the_weighted_pixel_mse_and_ignores_unreliable_pixels()
 
 
 def _setup(vgg, **over):
-    from pipeline.api import method_config
+    from pipeline.tasks.registry import method_config
 
     # the video preset's weights (mean-reduced terms), from the content, one full-size stage
     cfg = method_config("video", "video", {"size": 32, "iterations": 6, "init": "content", "coarse_stages": [],
