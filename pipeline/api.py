@@ -111,7 +111,7 @@ def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: 
     """(PIL image, RenderResult, backbone) of one Gatys optimisation under a built config.
     Inputs, the memory estimate and the thread options are checked first; then before_work() (e.g. make
     the output folder) runs, then the optimisation."""
-    from pipeline.engine.batching import check_fits
+    from pipeline.engine.tile_plan import check_fits
     from pipeline.io.images import to_pil
     from pipeline.methods.stylize import StyleTargets, StylizeJob, content_size, stylize_batch
     from pipeline.models.weights import backbone_spec
@@ -241,7 +241,7 @@ def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLik
     rows = read_data(data if isinstance(data, str) else Path(data), label_from)
     style_files = read_styles([Path(s) for s in styles]) if styles else []
     if cfg.upscale:  # asks the device for its memory: the one planning step that needs torch
-        from pipeline.engine.batching import check_fits
+        from pipeline.engine.tile_plan import check_fits
 
         batch = 1 if cfg.batch_size == "auto" else cfg.batch_size
         check_fits(backbone_spec(cfg.network).arch, [cfg.content_layer, *cfg.style_layers], (cfg.size, cfg.size),

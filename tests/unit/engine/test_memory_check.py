@@ -2,7 +2,8 @@
 
 import pytest
 
-from pipeline.engine.batching import activation_channels_per_pixel, bytes_per_image, check_fits
+from pipeline.engine.batching import activation_channels_per_pixel, bytes_per_image
+from pipeline.engine.tile_plan import check_fits
 from pipeline.errors import BadInput
 
 LAYERS = ["block4_conv2", "block1_conv1", "block5_conv1"]
