@@ -107,12 +107,15 @@ def choose_batch_size(per_image: int, available: int, max_batch: int, headroom: 
 
 
 def auto_batch_size(net, layers, width: int, height: int, cfg, device: torch.device | str) -> int:
-    """B for images of one size: the per-image estimate against this device's free memory, <= cfg.max_batch."""
+    """B for images of one size: the per-image estimate against this device's free memory (capped by
+    cfg.max_memory), <= cfg.max_batch."""
     from pipeline.engine.precision import resolve_precision
 
     precision = resolve_precision(cfg.precision, device)
     per_image = bytes_per_image(net, layers, width, height, precision, cfg.lbfgs_history)
-    return choose_batch_size(per_image, free_bytes(device), cfg.max_batch)
+    available = free_bytes(device)
+    cap = getattr(cfg, "max_memory", None)
+    return choose_batch_size(per_image, available if cap is None else min(available, cap), cfg.max_batch)
 
 
 # --------------------------------------------------------------- fallback
