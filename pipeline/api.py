@@ -100,7 +100,7 @@ def stylize_image(cfg, content: ImageLike, styles: Sequence[ImageLike], device: 
     """(PIL image, RenderResult, backbone) of one Gatys optimisation under a built config.
     Inputs, the memory estimate and the thread options are checked first; then before_work() (e.g. make
     the output folder) runs, then the optimisation."""
-    from pipeline.engine.batching import check_fits
+    from pipeline.engine.tile_plan import check_fits
     from pipeline.pixels import to_pil
     from pipeline.methods.stylize import StyleTargets, StylizeJob, blend_weights, content_size, stylize_batch
     from pipeline.models.weights import backbone_spec

@@ -102,7 +102,7 @@ PARAMETER_HELP = {
     "preserve_colors": "transfer only luminance (YIQ), keep the content's colours",
     "precision": "`fp32`, `bf16` (autocast + channels_last), `auto` = bf16 where the hardware runs it natively",
     "batch_size": "dataset runs: images of one size and style set optimised together; `auto` = as many as free "
-                  "memory holds (estimate in `pipeline/engine/batching.py`), up to `max_batch`; or a number",
+                  "memory holds (estimate in `pipeline/engine/memory.py`), up to `max_batch`; or a number",
     "max_batch": "the largest batch `batch_size: auto` picks",
     "stage_base": "absolute stages: `stage_base_share` of `iterations` at a longest side of `stage_base` px, where "
                   "the composition is decided whatever the output size, the rest shared equally by √2 steps up to "
@@ -117,7 +117,7 @@ PARAMETER_HELP = {
                "evaluation, eager fallback if compiling fails; `auto` compiles only where measured to pay "
                "(engine/compiled.py: CPU, average pooling, enough pixel-evaluations)",
     "tile": "`auto`: a stage that does not fit the memory budget untiled is evaluated exactly in tiles "
-            "([prints beyond memory](docs/tiling.md)); `none`: never (too large is refused); N: tiles of N px a side",
+            "([prints beyond memory](#prints-beyond-memory-tiled-evaluation)); `none`: never (too large is refused); N: tiles of N px a side",
     "max_memory": "bytes the memory estimate may use (`8G`, `512MiB`; `--max-memory`); `null`: the device's free "
                   "memory",
     "output_format": "`png`, `jpg` or `webp` for dataset shards",

@@ -61,32 +61,15 @@ def choose_batch_size(per_image: int, available: int, max_batch: int, headroom: 
 
 
 def auto_batch_size(net, layers, width: int, height: int, cfg, device: torch.device | str) -> int:
-    """B for images of one size: the per-image estimate against this device's free memory, <= cfg.max_batch."""
+    """B for images of one size: the per-image estimate against this device's free memory (capped by
+    cfg.max_memory), <= cfg.max_batch."""
     from pipeline.engine.precision import resolve_precision
 
     precision = resolve_precision(cfg.precision, device)
     per_image = bytes_per_image(net, layers, width, height, precision, cfg.lbfgs_history)
-    return choose_batch_size(per_image, free_bytes(device), cfg.max_batch)
-
-
-def check_fits(arch: str, layers, wh: tuple[int, int], precision: str, history: int, batch: int,
-               device: torch.device | str, available: int | None = None, tile="none",
-               max_memory: int | None = None):
-    """Refuse, before any work, what cannot fit: `batch` images of `wh` against the device's free
-    memory (capped by max_memory). A CPU host that runs out is killed by the kernel (no OOM
-    fallback can catch that), so this is the only place the user hears why. With tile "auto" or
-    N a size that does not fit whole is planned in tiles (pipeline/engine/tile_plan.py); the
-    message names the tile setting and the largest size (and batch) the budget allows.
-    Returns the TilePlan."""
-    from pipeline.engine.precision import resolve_precision
-    from pipeline.engine.tile_plan import budget, plan_stage, refuse
-
-    precision = resolve_precision(precision, device)
-    room, where = budget(device, max_memory, available)
-    plan = plan_stage(arch, layers, wh, precision, history, batch, tile, room)
-    if plan is None:
-        refuse(arch, layers, wh, precision, history, batch, tile, room, where)
-    return plan
+    available = free_bytes(device)
+    cap = getattr(cfg, "max_memory", None)
+    return choose_batch_size(per_image, available if cap is None else min(available, cap), cfg.max_batch)
 
 
 # --------------------------------------------------------------- fallback

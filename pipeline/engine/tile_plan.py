@@ -157,13 +157,20 @@ def refuse(arch: str, layers, wh, precision: str, history: int, batch: int, tile
                    f"is {largest} (--size {largest}, batch 1){hint}")
 
 
-def plan_for(cfg, arch: str, layers, wh: tuple[int, int], batch: int, device, available: int | None = None) -> TilePlan:
-    """The stage's plan under cfg's tile, precision, history and max_memory, or the one-line refusal."""
+def check_fits(arch: str, layers, wh: tuple[int, int], precision: str, history: int, batch: int,
+               device: torch.device | str, available: int | None = None, tile="none",
+               max_memory: int | None = None):
+    """Refuse, before any work, what cannot fit: `batch` images of `wh` against the device's free
+    memory (capped by max_memory). A CPU host that runs out is killed by the kernel (no OOM
+    fallback can catch that), so this is the only place the user hears why. With tile "auto" or
+    N a size that does not fit whole is planned in tiles (pipeline/engine/tile_plan.py); the
+    message names the tile setting and the largest size (and batch) the budget allows.
+    Returns the TilePlan."""
     from pipeline.engine.precision import resolve_precision
 
-    precision = resolve_precision(cfg.precision, device)
-    room, where = budget(device, cfg.max_memory, available)
-    plan = plan_stage(arch, layers, wh, precision, cfg.lbfgs_history, batch, cfg.tile, room)
+    precision = resolve_precision(precision, device)
+    room, where = budget(device, max_memory, available)
+    plan = plan_stage(arch, layers, wh, precision, history, batch, tile, room)
     if plan is None:
-        refuse(arch, layers, wh, precision, cfg.lbfgs_history, batch, cfg.tile, room, where)
+        refuse(arch, layers, wh, precision, history, batch, tile, room, where)
     return plan

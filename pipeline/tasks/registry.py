@@ -70,7 +70,7 @@ def stylize_task(cfg, data: str | os.PathLike, styles: Sequence[str | os.PathLik
     rows = read_data(data if isinstance(data, str) else Path(data), label_from)
     style_files = read_styles([Path(s) for s in styles]) if styles else []
     if cfg.upscale:  # asks the device for its memory: the one planning step that needs torch
-        from pipeline.engine.batching import check_fits
+        from pipeline.engine.tile_plan import check_fits
         from pipeline.engine.device import resolve_device
 
         batch = 1 if cfg.batch_size == "auto" else cfg.batch_size

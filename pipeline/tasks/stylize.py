@@ -133,13 +133,14 @@ def _smaller(key):
 
 def _tiled(key):
     """The out-of-memory retry of a batch key under tile auto or N: the same size in smaller tiles,
-    ((w, h), styles, tile): half the longest side first, then half the tile, down to MIN_TILE px;
-    then None (failed_oom). The sample keeps its size; its JSON records `tiles`."""
+    ((w, h), styles, tile): half the longest side first, then half the tile, never below MIN_TILE
+    px; then None (failed_oom). The sample keeps its size; its JSON records `tiles`."""
     from pipeline.engine.tiles import MIN_TILE
 
     (w, h), styles = key[0], key[1]
-    tile = key[2] // 2 if len(key) > 2 else max(w, h) // 2
-    return None if tile < MIN_TILE else ((w, h), styles, tile)
+    before = key[2] if len(key) > 2 else max(w, h)
+    tile = max(MIN_TILE, before // 2)
+    return None if tile >= before else ((w, h), styles, tile)
 
 
 class StylizeTask(MethodTask):

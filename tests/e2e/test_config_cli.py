@@ -21,7 +21,9 @@ def nst(*args, cwd=None):
     (["--set", "preserve_colors=maybe"], "preserve_colors must be true or false, got 'maybe'"),
     (["--set", "style_layers=[[1]]"], "style_layers must be a list of strings"),
     (["--set", "sizee=64"], "did you mean 'size'?"),
-    (["--size", "100000", "--set", "upscale=true"], "the largest size that fits is"),
+    (["--size", "100000", "--set", "upscale=true"], "(tile: auto), "),
+    (["--size", "100000", "--set", "upscale=true", "--max-memory", "1G"], "--max-memory 1.0 GiB: the largest size the cap allows is"),
+    (["--max-memory", "lots"], "max_memory must be a memory size"),
 ])
 def test_cli_bad_values_one_line_exit_2(images, tmp_path, args, message):
     content, style = images

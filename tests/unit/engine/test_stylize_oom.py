@@ -12,7 +12,7 @@ from pipeline.tasks.stylize import StylizeTask
 from tests.conftest import make_image
 
 
-def _task(tmp_path, n=3, size=96):
+def _task(tmp_path, n=3, size=96, **settings):
     paths = []
     for i in range(n):
         p = tmp_path / f"c{i}.png"
@@ -20,7 +20,7 @@ def _task(tmp_path, n=3, size=96):
         paths.append(str(p))
     style = tmp_path / "s.png"
     make_image((64, 64), 9, "style").save(style)
-    cfg = build_config(overrides={"size": size, "iterations": 3, "batch_size": n, "precision": "fp32"})
+    cfg = build_config(overrides={"size": size, "iterations": 3, "batch_size": n, "precision": "fp32", **settings})
     task = StylizeTask(cfg, [InputRow(p) for p in paths], [str(style)])
     task.setup("cpu")
     return task, number(task.plan(), cfg.seed)
@@ -35,7 +35,7 @@ def _with_memory_limit(monkeypatch, max_pixels_in_batch):
         w, h = job.contents[0].size if cfg.size >= max(job.contents[0].size) else (cfg.size, cfg.size)
         pixels = len(job.contents) * w * h
         calls.append((len(job.contents), w, h))
-        if pixels > max_pixels_in_batch:
+        if pixels > max_pixels_in_batch and cfg.tile in ("none", "auto"):  # tiles (an int) fit
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         return real(backbone, cfg, targets, job, **kw)
 
@@ -54,7 +54,7 @@ def test_oom_splits_the_batch_and_every_sample_still_succeeds(tmp_path, monkeypa
 
 
 def test_oom_alone_retries_smaller_then_fails(tmp_path, monkeypatch):
-    task, samples = _task(tmp_path, n=1)
+    task, samples = _task(tmp_path, n=1, tile="none")
     _with_memory_limit(monkeypatch, max_pixels_in_batch=80 * 80)  # 96 px does not fit, 72 px does
     (result,) = task.process(samples)
     assert result.status == "ok" and result.meta["oom_resized_from"] == [96, 96]
@@ -64,3 +64,14 @@ def test_oom_alone_retries_smaller_then_fails(tmp_path, monkeypatch):
     _with_memory_limit(monkeypatch, max_pixels_in_batch=10)  # nothing fits, not even 64 px
     (result,) = task.process(samples)
     assert result.status == "failed_oom" and "out of memory" in result.error
+
+
+def test_oom_alone_under_tile_auto_retries_in_tiles_at_full_size(tmp_path, monkeypatch):
+    task, samples = _task(tmp_path, n=1)
+    calls = _with_memory_limit(monkeypatch, max_pixels_in_batch=80 * 80)  # 96 px whole does not fit
+    (result,) = task.process(samples)
+    assert result.status == "ok" and "oom_resized_from" not in result.meta
+    assert result.meta["size"] == [96, 96] and len(calls) == 2
+    assert result.meta["tiles"]["tile"] == 64  # half the side, but never under 64 px
+    assert json.loads(result.members["json"])["tiles"] == result.meta["tiles"]
+

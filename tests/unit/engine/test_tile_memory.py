@@ -26,7 +26,7 @@ CAP = 320 * 2**20
 PROBE = r"""
 import json, sys, torch
 from pipeline.config import build_config
-from pipeline.engine.batching import check_fits
+from pipeline.engine.tile_plan import check_fits
 from pipeline.engine.compiled import LossAndGrad
 from pipeline.engine.tiles import TiledLossAndGrad
 from pipeline.methods.stylize import build_objective
