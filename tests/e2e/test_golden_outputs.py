@@ -17,7 +17,9 @@ the tolerance covers another CPU's arithmetic. Measured with the store written o
 cases): AVX2 kernels moved an image by at most 0.13 grey levels on average and 4 at most, and a
 final loss by at most 1.8e-3 relative (the stylize content term: a difference of features near its
 target, so its relative error is the largest); generic kernels moved them by at most 1 grey level
-and 1.6e-5. The tolerances below leave room for that and no more than a few times it; one
+and 1.6e-5. The look ruler's numbers (structure, style match: rounded to 4 decimals, near 0 after
+5 evaluations at 40 px) moved by 2e-4 under AVX2, so floats also get an absolute floor of 1e-3.
+The tolerances below leave room for that and no more than a few times it; one
 evaluation more moves the `one` image far beyond them (the last test).
 
 A change that alters outputs on purpose rewrites the store in the same commit:
@@ -52,7 +54,7 @@ VOLATILE = {"seconds", "finished_at", "started_at", "rate", "eta"}
 IMAGE_MEAN_TOLERANCE = 0.5
 IMAGE_MAX_TOLERANCE = 16
 FLOAT_RELATIVE_TOLERANCE = 1e-2
-FLOAT_ABSOLUTE_FLOOR = 1e-6
+FLOAT_ABSOLUTE_FLOOR = 1e-3  # the look ruler's numbers: rounded to 1e-4, near 0 after 5 evaluations
 
 KERNELS = {
     "native": {},
