@@ -16,7 +16,7 @@ from pipeline.run.folder.plan import plan_run
 from pipeline.run.execute.options import RunOptions
 from pipeline.run.execute.runner import execute
 from pipeline.run.execute.worker import Worker
-from tests.unit.run.test_overlap import Reencode, _files, _threads, dataset  # noqa: F401 (dataset: a fixture)
+from tests.unit.run.execute.test_overlap import Reencode, _files, _threads, dataset  # noqa: F401 (dataset: a fixture)
 
 
 TIMING = ("started_at", "finished_at", "worker", "seconds")
