@@ -85,7 +85,8 @@ def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) 
 TEMP_RE = re.compile(r"^\..+\.(\d+)-[0-9a-f]{12}\.tmp$")  # the names temp_beside makes (with the writer's pid)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this pid runs on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -105,7 +106,7 @@ def remove_stale_temps(folder: Path) -> int:
         return 0
     for name in names:
         m = TEMP_RE.match(name)
-        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
             try:
                 os.unlink(folder / name)
                 removed += 1

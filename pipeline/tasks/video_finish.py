@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 from pipeline.io.atomic import atomic_write_text
-from pipeline.io.shards import commit_holds, read_manifest
+from pipeline.io.shards import read_manifest
 from pipeline.run.folder.plan import load_run
+from pipeline.run.views.shard_state import committed_rows
 
 
 def video_summary(rows: list[dict]) -> dict:
@@ -63,12 +64,8 @@ def finish_videos(out: str | Path) -> list[dict]:
     plan = load_run(Path(out))
     folder = Path(out) / "videos"
     done = []
-    for shard in plan.shards:
-        paths = plan.shard_paths(shard)
-        record, problem = commit_holds(paths)
-        if record is None or problem is not None:
-            continue
-        rows = sorted(read_manifest(paths.manifest), key=lambda r: r["index"])
+    for shard, paths, record, rows in committed_rows(plan):
+        rows = sorted(rows, key=lambda r: r["index"])
         if not rows or any(r["status"] != "ok" for r in rows):
             continue
         summary = {**video_summary(rows), "shard": shard["name"], "shard_sha256": record["tar"]["sha256"]}

@@ -17,20 +17,10 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeline.io.atomic import temp_beside
+from pipeline.io.atomic import pid_alive, temp_beside
 from pipeline.slurm_env import holder_info
 
 HOST = socket.gethostname()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_lease(path: Path) -> dict | None:
@@ -46,7 +36,7 @@ def is_stale(info: dict | None, ttl: float, now: float | None = None) -> bool:
     if info is None:
         return False
     now = time.time() if now is None else now
-    if info.get("host") == HOST and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"]):
+    if info.get("host") == HOST and isinstance(info.get("pid"), int) and not pid_alive(info["pid"]):
         return True
     return now - info.get("heartbeat", now) > ttl
 

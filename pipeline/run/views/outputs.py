@@ -15,8 +15,9 @@ from typing import Iterator
 
 from PIL import Image
 
-from pipeline.io.shards import commit_holds, read_manifest, tar_members
+from pipeline.io.shards import tar_members
 from pipeline.run.folder.plan import load_run
+from pipeline.run.views.shard_state import committed_rows
 
 IMAGE_EXTS = ("png", "jpg", "webp")
 
@@ -37,12 +38,8 @@ def iter_samples(out: str | Path, include_failed: bool = False) -> Iterator[tupl
     recorded); a failed sample, with include_failed, comes as (None, its manifest row)."""
     plan = load_run(Path(out))
     entries = []
-    for shard in plan.shards:
-        paths = plan.shard_paths(shard)
-        record, problem = commit_holds(paths)
-        if record is None or problem is not None:
-            continue
-        entries.extend((row["key"], paths.tar, row) for row in read_manifest(paths.manifest))
+    for _shard, paths, _record, rows in committed_rows(plan):
+        entries.extend((row["key"], paths.tar, row) for row in rows)
     entries.sort(key=lambda e: e[0])
     handles: dict[Path, tuple] = {}
     try:

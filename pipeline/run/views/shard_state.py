@@ -11,7 +11,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from pipeline.io.shards import ShardPaths, commit_holds, latest_rows, read_journal, read_manifest
 from pipeline.run.folder.leases import is_stale, read_lease
@@ -120,3 +120,14 @@ def shard_rows(root: Path, st: ShardState) -> list[dict]:
 def done_count(plan: RunPlan) -> int:
     """Samples with a durable row (any status): where a progress bar starts."""
     return sum(s.done for s in collect(plan))
+
+
+def committed_rows(plan: RunPlan) -> Iterator[tuple[dict, ShardPaths, dict, list[dict]]]:
+    """(shard, its paths, its commit record, its manifest rows) of every shard whose commit record holds,
+    in plan order:
+    what readers of finished outputs (outputs.py, video's finish step) read."""
+    for shard in plan.shards:
+        paths = plan.shard_paths(shard)
+        record, problem = commit_holds(paths)
+        if record is not None and problem is None:
+            yield shard, paths, record, read_manifest(paths.manifest)
