@@ -36,11 +36,11 @@ class ImagineTask(MethodTask):
         else:  # channels: batch_size of them share one render (faster on a CPU; views shared)
             self.batch_size = cfg.batch_size if isinstance(cfg.batch_size, int) else 1
         self.together = self.batch_size > 1
+        self._rendered: dict = {}  # key -> (pixels, meta) or the exception of its batch
 
     def finish(self, root, device: str, show_progress: bool) -> list[str]:
         """The run's contact sheet, ROOT/imagine/sheet.png."""
         return [f"nst imagine: contact sheet {write_sheet(root, self.cfg.output_format, columns=self.sheet_columns)}"]
-        self._rendered: dict = {}  # key -> (pixels, meta) or the exception of its batch
 
     def plan(self) -> list[Planned]:
         if self.cfg.classes:
