@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 from pipeline.errors import BadInput, NSTError
-from pipeline.io.atomic import BatchWriter, remove_stale_temps
+from pipeline.io.atomic import BatchWriter, atomic_write_bytes, remove_stale_temps
 from pipeline.io.shards import commit_holds, read_manifest
 from pipeline.progress import bar
 from pipeline.run.folder.plan import RunPlan
@@ -99,7 +99,7 @@ def _export_videos(plan: RunPlan, to: Path) -> tuple[int, int]:
         if dest.exists() and dest.read_bytes() == data:
             skipped += 1
         else:
-            atomic_write_bytes(dest, data, durable=False)
+            atomic_write_bytes(dest, data)  # durable, like the frames beside it
             written += 1
     return written, skipped
 
