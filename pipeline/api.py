@@ -15,9 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
-import time
 from pathlib import Path
 from typing import Iterator, Sequence, Union
 

@@ -11,7 +11,6 @@ that does not fit is retried at a smaller size; only then is it recorded as
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Sequence
 

@@ -15,7 +15,6 @@ stage larger than N px a side (coarse stages that fit in one tile stay whole).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

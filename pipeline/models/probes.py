@@ -47,8 +47,6 @@ EFFNET_PROBE_MIN_P = 0.5
 
 def check_efficientnet_probes(state: dict[str, torch.Tensor], digest: str) -> str:
     """Raise ValueError unless the digest matches and coffee.jpg's top-1 is espresso; a summary line."""
-    from pathlib import Path
-
     from pipeline.io.images import load_image
     from pipeline.resources import data_dir
     from pipeline.pixels import to_tensor

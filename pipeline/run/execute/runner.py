@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED, BadInput
+from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED
 from pipeline.io.atomic import atomic_write_text
 from pipeline.io.oserrors import OutputError, check_writable, is_output_error, output_error
 from pipeline.run.execute import stop
