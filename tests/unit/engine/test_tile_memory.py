@@ -70,6 +70,7 @@ def _probe(cap: str) -> dict:
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs")
+@pytest.mark.slow  # two 768 px evaluations in subprocesses: not in `make test-fast`
 def test_tiled_peak_is_at_most_half_the_untiled_peak_and_under_the_cap():
     whole = _probe("none")
     tiled = _probe(str(CAP))

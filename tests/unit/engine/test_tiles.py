@@ -93,6 +93,7 @@ def test_no_seams_along_tile_boundaries(avg_vgg):
     assert float(mag[near].mean() / mag[~near].mean()) <= 1.1
 
 
+@pytest.mark.slow  # a minute of rendering: not in `make test-fast`
 def test_a_tiled_render_ends_where_the_whole_render_ends(avg_vgg):
     """30 L-BFGS evaluations from the same start: within 1 grey level (mean absolute) of the untiled
     render (192 px in 64 px tiles: 3 x 3 tiles as at 384/128, at a quarter of the cost)."""

@@ -48,6 +48,7 @@ def test_strength_needs_a_mean_loss():
         build_config(preset="seed-defaults", sets=["strength=0.3"])
 
 
+@pytest.mark.slow  # six 30-evaluation renders: not in `make test-fast`
 @pytest.mark.parametrize("size", [128, 256])
 def test_structure_falls_and_style_match_rises_with_strength(tools, size):
     backbone, ruler = tools
