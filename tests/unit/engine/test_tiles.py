@@ -57,7 +57,8 @@ def test_halo_is_the_receptive_field_of_the_deepest_layer():
     assert all(t.cy0 % 16 == 0 and t.cx0 % 16 == 0 and t.y0 % 16 == 0 for t in grid)
 
 
-@pytest.mark.parametrize("pooling, size, tile", [("max", SIZE, TILE), ("avg", 192, 64)])
+@pytest.mark.parametrize("pooling, size, tile", [pytest.param("max", SIZE, TILE, marks=pytest.mark.slow),
+                                                   ("avg", 192, 64)])
 def test_tiled_loss_and_gradient_equal_the_whole_image(pooling, size, tile, avg_vgg, backbone):
     """Max pooling at the issue's 384 px in 128 px tiles (offsets on the 16 px stride matter most
     there); average pooling (the default preset's) at 192 px in 64 px tiles, to keep the test short."""

@@ -29,6 +29,7 @@ def cfg(**kw):
     return build_config(TextureConfig, preset="texture", overrides={"size": 64, **kw})
 
 
+@pytest.mark.slow  # 6 s of synthesis: not in `make test-fast`
 def test_style_loss_falls_100x_from_noise(avg_backbone):
     c = cfg(iterations=100)
     source = load_image(SOURCE)
