@@ -292,18 +292,24 @@ def check_export(to: Path, reference: Path) -> list[str]:
 
 def export_reader(to: Path) -> list[str]:
     """Mid-way, every exported image that exists is whole (a reader never sees a torn file)."""
-    from PIL import Image
-
     problems = []
     for p in sorted(to.rglob("*.png")) if to.exists() else []:
         if p.name.startswith("."):
             continue
-        try:
-            with Image.open(p) as im:
-                im.load()
-        except Exception as exc:
-            problems.append(f"{p.name} is torn: {exc}")
+        problems += torn(p, p.name)
     return problems
+
+
+def torn(path: Path, label: str) -> list[str]:
+    """[] if the picture at `path` decodes whole, else the one problem, named by `label`."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except Exception as exc:
+        return [f"{label} is torn: {exc}"]
+    return []
 
 
 # -- checks on a report ------------------------------------------------------------------------------
@@ -311,8 +317,6 @@ def export_reader(to: Path) -> list[str]:
 def report_reader(run: Path) -> list[str]:
     """Mid-way, the page is the old one or the new one, whole, and every picture it links is whole."""
     import re
-
-    from PIL import Image
 
     index = run / "report" / "index.html"
     try:
@@ -327,11 +331,7 @@ def report_reader(run: Path) -> list[str]:
         if not p.exists():
             problems.append(f"index.html links {link}, which is missing")
         elif p.suffix in (".jpg", ".png"):
-            try:
-                with Image.open(p) as im:
-                    im.load()
-            except Exception as exc:
-                problems.append(f"{link} is torn: {exc}")
+            problems += torn(p, link)
     return problems
 
 
