@@ -53,7 +53,11 @@ def test_report_opens_in_chromium(tmp_path):
             ctx.close()
     assert errors == []
     assert all(u.startswith(("file://", "data:")) for u in requests), requests  # no network
-    assert len(widths) == 2 + 4 * 3 and all(w > 0 for _, w in widths), widths  # plots + sheet thumbnails
+    plots = sorted(src for src, _ in widths if src.startswith("plots/"))
+    thumbs = [src for src, _ in widths if src.startswith("thumbs/")]
+    assert plots == ["plots/look.svg", "plots/loss.svg", "plots/seconds.svg"], widths
+    assert len(thumbs) == 4 * 3 and len(widths) == len(plots) + len(thumbs), widths  # 4 sheet rows of 3
+    assert all(w > 0 for _, w in widths), widths  # every picture decoded
     assert "failed_decode" in failure and "zz_broken.png" in failure and "decode" in failure
     pixels = Image.open(io.BytesIO(shot)).convert("L")
     assert pixels.height > 900 and ImageStat.Stat(pixels).stddev[0] > 20  # not blank
