@@ -123,12 +123,15 @@ bench: install
 	$(BIN)/nst bench $(BENCH_ARGS) --images docs/images --save benchmarks/results/cpu.json --markdown BENCHMARKS.md
 
 # The look of the default preset (issue 23): sizes x bundled pairs x {structure, style match, seconds} on the
-# ruler of `nst look`, then BENCHMARKS.md. Peer rows: LOOK_ARGS="--peer CONTENT:STYLE:SIZE=FILE:SECONDS".
-LOOK_ARGS ?= --sizes 224,256
+# ruler of `nst look`, then BENCHMARKS.md (about 20 minutes on 2 CPU cores; the size sheet of docs/look.md is
+# made from LOOK_IMAGES). Peer rows are a record of their own (docs/look.md): --sizes none --peer C:S:SIZE=FILE:SECONDS.
+LOOK_ARGS ?= --sizes 224,256,512,1024 --threads 2
+LOOK_IMAGES ?= runs/look/table-imgs
 look: install
-	$(BIN)/nst bench --look $(LOOK_ARGS) --save benchmarks/results/look/cpu.json --markdown BENCHMARKS.md
+	$(BIN)/nst bench --look $(LOOK_ARGS) --images $(LOOK_IMAGES) --save benchmarks/results/look/cpu.json --markdown BENCHMARKS.md
 
-# The strength strip of the README (strength 0.1 ... 1.0 on astronaut + Great Wave).
+# The strength strip of the README (strength 0.1 ... 1.0 on astronaut + Great Wave, 256 px, 100 evaluations).
+STRIP_ARGS ?= --iterations 100
 strip: install
 	$(BIN)/python -m pipeline.bench.strip docs/images/strength_strip.jpg $(STRIP_ARGS)
 

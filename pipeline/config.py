@@ -106,8 +106,9 @@ PARAMETER_HELP = {
     "max_batch": "the largest batch `batch_size: auto` picks",
     "stage_base": "absolute stages: `stage_base_share` of `iterations` at a longest side of `stage_base` px, where "
                   "the composition is decided whatever the output size, the rest shared equally by √2 steps up to "
-                  "the output size (at 256 px: 200@128, 150@181, 150@256; at 512 px: 200@128, then 75 at each of "
-                  "181, 256, 362, 512); an output no larger than `stage_base` is one stage; `null` = off",
+                  "the output size (the default, 300 evaluations from 256 px: at 512 px 120@256, 90@362, 90@512; at "
+                  "1024 px 120@256, then 45 at each of 362, 512, 724, 1024); an output no larger than `stage_base` "
+                  "is one stage; `null` = off",
     "stage_base_share": "the share of `iterations` spent at `stage_base`",
     "coarse_stages": "multi-resolution schedule as fractions of the size (takes precedence over `stage_base` when "
                      "not empty): `[scale, share]` per coarse stage, coarsest first; each spends `share` of "

@@ -103,7 +103,9 @@ def run_look(opts: argparse.Namespace, progress=print) -> dict:
     images = Path(opts.images) if opts.images else None
 
     def cfg_at(size: int, iterations: int | None):
-        return build_config(preset=opts.preset, overrides=dict(size=size, iterations=iterations), sets=opts.sets)
+        # upscale: a size above the content's (1024 px from a 512 px photo) is rendered at that size, not capped
+        return build_config(preset=opts.preset, overrides=dict(size=size, iterations=iterations, upscale=True),
+                            sets=opts.sets)
 
     for size in opts.sizes:
         for content, style in opts.pairs:
@@ -120,7 +122,10 @@ def run_look(opts: argparse.Namespace, progress=print) -> dict:
         content, style = opts.pairs[0]
         for n in opts.budgets:
             row = render_look(backbone, ruler, cfg_at(size, n), content, style)
-            row.pop("output")
+            out = row.pop("output")
+            if images:  # the budgets side by side: does the picture change after the look has settled?
+                images.mkdir(parents=True, exist_ok=True)
+                out.save(images / f"budget-{content}-{style}-{size}-{n}.png")
             record["budgets"].append(row)
             progress(f"budget {n} at {size}px: structure {row['structure']:.3f}, style match {row['style_match']:.3f}")
             _checkpoint(record, opts)

@@ -113,4 +113,7 @@ def markdown(records: list[tuple[str, dict]]) -> str:
 
 
 def load(directory: Path) -> list[tuple[str, dict]]:
-    return [(f.stem, json.loads(f.read_text())) for f in sorted(Path(directory).glob("*.json"))]
+    """The current records, then those of earlier defaults kept for comparison (former/)."""
+    directory = Path(directory)
+    files = sorted(directory.glob("*.json")) + sorted(directory.glob("former/*.json"))
+    return [(str(f.relative_to(directory).with_suffix("")), json.loads(f.read_text())) for f in files]

@@ -1,6 +1,6 @@
 """The strength strip: one pair rendered at strength 0.1 ... 1.0 with the default preset, side by side.
 
-`python -m pipeline.bench.strip OUT.jpg [--size N] [--iterations N] [--content NAME] [--style NAME]`
+`python -m pipeline.bench.strip OUT.jpg [--size N (256)] [--iterations N] [--content NAME] [--style NAME]`
 (bundled example names). Each tile is labelled with its strength and its look (structure /
 style match, the ruler of `nst look`); the picture in the README is made by this.
 """
@@ -48,7 +48,7 @@ def make_strip(out: Path, size: int, iterations: int | None, content_name: str, 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipeline.bench.strip", description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path)
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--size", type=int, default=256)
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--content", default="astronaut")
     p.add_argument("--style", default="great_wave_of_kanagawa")

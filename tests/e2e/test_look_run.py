@@ -66,8 +66,14 @@ def test_bench_look_prints_and_records_the_table(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (64, 48), (120, 120, 120)).save(peer)
+    former = tmp_path / "results" / "look" / "former" / "old.json"  # an earlier default's record, kept
+    former.parent.mkdir(parents=True)
+    former.write_text(json.dumps(dict(kind="look", preset="default", date="2026-01-01 00:00 UTC", threads=1,
+                                      load_average=[0.1], command="nst bench --look", note="the old default",
+                                      rows=[], budgets=[], peers=[])))
+    images = tmp_path / "images"
     r = nst("bench", "--look", "--sizes", "40,48", "--pairs", "astronaut:great_wave_of_kanagawa", "--iterations",
-            "3", "--budgets", "2,3", "--budget-sizes", "40", "--threads", "1",
+            "3", "--budgets", "2,3", "--budget-sizes", "40", "--threads", "1", "--images", images,
             "--peer", f"astronaut:great_wave_of_kanagawa:48={peer}:1.5", "--save", save, "--markdown", md,
             timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -78,7 +84,12 @@ def test_bench_look_prints_and_records_the_table(tmp_path):
     for row in rec["rows"]:
         assert f"nst default" in r.stdout and f"{row['structure']:.3f}" in r.stdout
     assert "over 40, 48 px: structure mean" in r.stdout and "evaluations to the look at 40 px" in r.stdout
-    assert "## The look (`nst bench --look`)" in md.read_text()
+    text = md.read_text()
+    assert "## The look (`nst bench --look`)" in text
+    assert text.index("### look/t:") < text.index("### look/former/old:") and "note: the old default" in text
+    assert sorted(p.name for p in images.iterdir()) == [  # each render, the budgets' too (side by side)
+        "budget-astronaut-great_wave_of_kanagawa-40-2.png", "budget-astronaut-great_wave_of_kanagawa-40-3.png",
+        "look-astronaut-great_wave_of_kanagawa-40.png", "look-astronaut-great_wave_of_kanagawa-48.png"]
 
 
 @pytest.mark.parametrize("args", [["--pairs", "nobody:great_wave_of_kanagawa"], ["--sizes", "0"],

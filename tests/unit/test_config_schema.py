@@ -63,7 +63,7 @@ def test_user_yaml_layers_on_the_commands_preset(tmp_path):
     assert cfg.content_weight == 42.0
     assert {k: v for k, v in cfg.to_dict().items() if k != "content_weight"} == \
         {k: v for k, v in default.to_dict().items() if k != "content_weight"}
-    assert (cfg.init, cfg.pooling, cfg.precision, cfg.batch_size, cfg.compile) == ("content", "avg", "auto", "auto",
+    assert (cfg.init, cfg.pooling, cfg.precision, cfg.batch_size, cfg.compile) == ("content", "max", "auto", "auto",
                                                                                   "auto")
     texture = build_config(TextureConfig, preset=str(mine))  # a texture run layers on the texture preset
     assert texture.content_weight == 42.0 and texture.style_layers[1] == "block1_pool"

@@ -23,16 +23,20 @@ def _plan(wh, **kw):
 
 
 def test_absolute_stages():
-    # the default: 40% of the budget at 128 px, then sqrt(2) steps sharing the rest, whatever the output size
+    # the default: 40% of the budget at 256 px, then sqrt(2) steps sharing the rest, whatever the output size
     assert _plan((80, 64)) == [(20, (80, 64))]                        # no larger than the base: one stage
-    assert _plan((256, 192), iterations=500, size=256) == [(200, (128, 96)), (150, (181, 136)), (150, (256, 192))]
-    assert _plan((224, 224), iterations=500, size=224) == [(200, (128, 128)), (150, (181, 181)), (150, (224, 224))]
-    assert [wh for _, wh in _plan((512, 512), iterations=500, size=512)] == [
-        (128, 128), (181, 181), (256, 256), (362, 362), (512, 512)]
-    assert [n for n, _ in _plan((512, 512), iterations=500, size=512)] == [200, 75, 75, 75, 75]
+    assert _plan((256, 192), iterations=300, size=256) == [(300, (256, 192))]
+    assert _plan((512, 384), iterations=300, size=512) == [(120, (256, 192)), (90, (362, 272)), (90, (512, 384))]
+    assert [wh for _, wh in _plan((1024, 1024), iterations=300, size=1024)] == [
+        (256, 256), (362, 362), (512, 512), (724, 724), (1024, 1024)]
+    assert [n for n, _ in _plan((1024, 1024), iterations=300, size=1024)] == [120, 45, 45, 45, 45]
+    # from a 128 px base (the former default): three stages at 256 px
+    assert _plan((224, 224), iterations=500, size=224, stage_base=128) == [
+        (200, (128, 128)), (150, (181, 181)), (150, (224, 224))]
     # a thin image: stages under 32 px give their evaluations to the next one
     assert _plan((512, 40), iterations=10, size=512) == [(10, (512, 40))]
-    assert _plan((512, 100), iterations=10, size=512) == [(5, (181, 35)), (1, (256, 50)), (1, (362, 71)), (3, (512, 100))]
+    assert _plan((1024, 100), iterations=10, size=1024) == [(5, (362, 35)), (1, (512, 50)), (1, (724, 71)),
+                                                             (3, (1024, 100))]
     # a non-empty coarse_stages takes precedence over the absolute stages
     assert _plan((256, 192), iterations=20, size=256, coarse_stages=[[0.5, 0.5]]) == [(10, (128, 96)), (10, (256, 192))]
     assert pixel_evaluations(500, [], (256, 256), 128, 0.4) == 200 * 128 * 128 + 150 * 181 * 181 + 150 * 256 * 256
