@@ -111,9 +111,7 @@ def run_look(opts: argparse.Namespace, progress=print) -> dict:
         for content, style in opts.pairs:
             row = render_look(backbone, ruler, cfg_at(size, opts.iterations), content, style)
             out = row.pop("output")
-            if images:
-                images.mkdir(parents=True, exist_ok=True)
-                out.save(images / f"look-{content}-{style}-{size}.png")
+            _keep(out, images, f"look-{content}-{style}-{size}.png")
             record["rows"].append(row)
             progress(f"look {size}px {content}+{style}: structure {row['structure']:.3f}, style match "
                      f"{row['style_match']:.3f}, {row['seconds']:.0f} s ({row['cpu_seconds']:.0f} s CPU)")
@@ -123,9 +121,8 @@ def run_look(opts: argparse.Namespace, progress=print) -> dict:
         for n in opts.budgets:
             row = render_look(backbone, ruler, cfg_at(size, n), content, style)
             out = row.pop("output")
-            if images:  # the budgets side by side: does the picture change after the look has settled?
-                images.mkdir(parents=True, exist_ok=True)
-                out.save(images / f"budget-{content}-{style}-{size}-{n}.png")
+            # the budgets side by side: does the picture change after the look has settled?
+            _keep(out, images, f"budget-{content}-{style}-{size}-{n}.png")
             record["budgets"].append(row)
             progress(f"budget {n} at {size}px: structure {row['structure']:.3f}, style match {row['style_match']:.3f}")
             _checkpoint(record, opts)
@@ -139,6 +136,13 @@ def run_look(opts: argparse.Namespace, progress=print) -> dict:
     record["load_average"].append(round(os.getloadavg()[0], 2))
     _checkpoint(record, opts)
     return record
+
+
+def _keep(out, images: Path | None, name: str) -> None:
+    """Save a render for the sheets (README, docs/look.md) when --images asks for them."""
+    if images:
+        images.mkdir(parents=True, exist_ok=True)
+        out.save(images / name)
 
 
 def _checkpoint(record: dict, opts) -> None:

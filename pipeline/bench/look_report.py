@@ -80,9 +80,11 @@ def budget_lines(record: dict) -> list[str]:
                         and abs(r["style_match"] - last["style_match"]) <= SETTLED), last)
         trail = "; ".join(f"{r['evaluations']}: {_f(r['structure'])}/{_f(r['style_match'])} ({r['cpu_seconds']:.0f} CPU s)"
                           for r in rows)
-        lines.append(f"evaluations to the look at {size} px ({rows[0]['content']}+{rows[0]['style']}): "
-                     f"{settled['evaluations']} (both numbers within {SETTLED} of the {last['evaluations']}-evaluation "
-                     f"look); structure/style match by budget: {trail}")
+        verdict = (f"{settled['evaluations']} (both numbers within {SETTLED} of the {last['evaluations']}-evaluation "
+                   f"look)" if settled is not last else
+                   f"not settled before {last['evaluations']} (no smaller budget within {SETTLED} of its look on both numbers)")
+        lines.append(f"evaluations to the look at {size} px ({rows[0]['content']}+{rows[0]['style']}): {verdict}; "
+                     f"structure/style match by budget: {trail}")
     return lines
 
 
@@ -103,10 +105,10 @@ def markdown(records: list[tuple[str, dict]]) -> str:
         out += [f"### look/{name}: {rec['date']}, {rec['threads']} thread(s), load average "
                 f"{' -> '.join(map(str, rec.get('load_average', [])))}", "",
                 f"- command: `{rec.get('command')}`"] + ([f"- note: {rec['note']}"] if rec.get("note") else []) + [""]
-        out.append("| " + " | ".join(COLUMNS) + " |")
-        out.append("|" + "---|" * len(COLUMNS))
-        out += ["| " + " | ".join(r) + " |" for r in table_rows(rec)]
-        out.append("")
+        rows = table_rows(rec)
+        if rows:  # a budgets-only record has its lines below and no table
+            out += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+            out += ["| " + " | ".join(r) + " |" for r in rows] + [""]
         out += [f"- {line}" for line in band_lines(rec) + peer_lines(rec, everyone) + budget_lines(rec)]
         out.append("")
     return "\n".join(out)

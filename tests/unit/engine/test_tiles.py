@@ -60,8 +60,8 @@ def test_halo_is_the_receptive_field_of_the_deepest_layer():
 @pytest.mark.parametrize("pooling, size, tile", [pytest.param("max", SIZE, TILE, marks=pytest.mark.slow),
                                                    ("avg", 192, 64)])
 def test_tiled_loss_and_gradient_equal_the_whole_image(pooling, size, tile, avg_vgg, backbone):
-    """Max pooling at the issue's 384 px in 128 px tiles (offsets on the 16 px stride matter most
-    there); average pooling (the default preset's) at 192 px in 64 px tiles, to keep the test short."""
+    """Max pooling (the default preset's) at the issue's 384 px in 128 px tiles (offsets on the
+    16 px stride matter most there); average pooling at 192 px in 64 px tiles, to keep it short."""
     net = avg_vgg if pooling == "avg" else backbone
     cfg, acts, grams, x = _problem(net, size=size, pooling=pooling)
     whole = _loss_and_grad(LossAndGrad(net.net, build_objective(cfg, acts, grams), "fp32", False), x)
