@@ -4,8 +4,10 @@ resume, and check the run ends exactly once.
 A *point* is the N-th call of one kind (write, fsync, rename, link, unlink, mkdir, create: an
 open with O_CREAT) that one process (rank) makes on a path inside the folder under test. The
 points come from a traced clean run (faultshim.c in count mode, loaded with LD_PRELOAD); a fault
-at a point is SIGKILL (kill), or that call failing with EIO or ENOSPC. After each fault the same
-command runs again with no fault, and the result must be the clean run's, sample for sample.
+at a point is SIGKILL (kill), that call failing with EIO or ENOSPC, or a power cut (cut: SIGKILL
+to every process of the run, then every file cut back to what was fsynced, LazyFS's model). After
+each fault the same command runs again with no fault, and the result must be the clean run's,
+sample for sample.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ NST = str(Path(sys.executable).with_name("nst"))
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 KINDS = ("write", "fsync", "rename", "link", "unlink", "mkdir", "create")
 # what each fault applies to, and the exit status its one line must carry (pipeline/errors.py)
-FAULTS = {"kill": KINDS, "EIO": ("fsync", "write"), "ENOSPC": ("write",)}
+FAULTS = {"kill": KINDS, "EIO": ("fsync", "write"), "ENOSPC": ("write",), "cut": KINDS}
 EXPECTED_EXIT = {"EIO": 8, "ENOSPC": 6}
 TIMEOUT = 240  # seconds a faulted run may take before it counts as a hang
 
@@ -124,9 +126,10 @@ def representative(points: list[Point], every_write: bool = False) -> list[Point
     return keep
 
 
-def cases(points: list[Point]) -> list[tuple[Point, str]]:
-    """(point, fault) for every fault that applies to the point's kind."""
-    return [(p, fault) for p in points for fault, kinds in FAULTS.items() if p.kind in kinds]
+def cases(points: list[Point], faults: list[str] | None = None) -> list[tuple[Point, str]]:
+    """(point, fault) for every fault (of `faults`, None: all) that applies to the point's kind."""
+    return [(p, fault) for p in points for fault, kinds in FAULTS.items()
+            if p.kind in kinds and (faults is None or fault in faults)]
 
 
 def sample(all_cases: list[tuple[Point, str]], n: int, seed: int) -> list[tuple[Point, str]]:
@@ -157,11 +160,16 @@ def one_case(scenario: Scenario, point: Point, fault: str, d: Path, reference: P
     t0 = time.time()
     scenario.prepare(d)
     fired = d.parent / f"{d.name}.fired"
+    synclog = d.parent / f"{d.name}.synced"
     env = {**ENV, "LD_PRELOAD": str(shim), "CRASH_ROOT": str(scenario.root(d)), "CRASH_KIND": point.kind,
            "CRASH_N": str(point.n), "CRASH_RANK": point.rank, "CRASH_ACTION": fault, "CRASH_FIRED": str(fired)}
+    if fault == "cut":
+        env["CRASH_SYNCLOG"] = str(synclog)
     code, err = run_cmd(scenario.argv(d), env)
     problems: list[str] = []
     landed = fired.exists()
+    if landed and fault == "cut":
+        cut(scenario.root(d), synclog)
     if code is None:
         problems.append(f"the faulted run hung (> {TIMEOUT} s): {err.strip()[-300:]}")
     elif landed and fault in EXPECTED_EXIT:
@@ -182,6 +190,32 @@ def one_case(scenario: Scenario, point: Point, fault: str, d: Path, reference: P
     if not problems:
         shutil.rmtree(d, ignore_errors=True)
     return Outcome(point, fault, landed, problems, time.time() - t0)
+
+
+def cut(root: Path, synclog: Path) -> tuple[int, int]:
+    """Drop what a power cut would lose: every regular file under root that the run wrote is cut
+    back to its size at its last fsync (to nothing if it was never fsynced since it was created).
+
+    The model is LazyFS's default: un-fsynced file data is lost, names (rename, link, unlink,
+    mkdir) are kept. It is exact for files written by appending, which is how this project writes
+    every file (temporaries then rename; tars and journals appended). Returns (files cut, bytes)."""
+    dirty: set[int] = set()
+    synced: dict[int, int] = {}
+    for line in synclog.read_text().splitlines() if synclog.exists() else []:
+        tag, ino, *size = line.split()
+        if tag == "W":
+            dirty.add(int(ino))
+        elif tag == "S":
+            synced[int(ino)] = int(size[0])
+        elif tag == "C":  # opened empty (created or truncated): nothing of it is durable yet
+            synced[int(ino)] = 0
+    files = dropped = 0
+    for p in root.rglob("*") if root.exists() else []:
+        st = p.lstat()
+        if not p.is_symlink() and p.is_file() and st.st_ino in dirty and st.st_size > synced.get(st.st_ino, 0):
+            os.truncate(p, synced.get(st.st_ino, 0))
+            files, dropped = files + 1, dropped + st.st_size - synced.get(st.st_ino, 0)
+    return files, dropped
 
 
 # -- checks on a stylize run -------------------------------------------------------------------------
@@ -367,14 +401,15 @@ def summary(outcomes: list[Outcome]) -> str:
 
 def fault_run(argv: list[str], root: Path, shim: Path, kind: str, action: str, n: int = 1,
               suffix: str | None = None, rank: str = "0", contains: str | None = None,
-              timeout: float = TIMEOUT) -> tuple[int | None, str, bool]:
+              timeout: float = TIMEOUT, synclog: Path | None = None) -> tuple[int | None, str, bool]:
     """(exit status, stderr, whether the fault landed) of one run with one named fault: the n-th
-    `kind` call under root whose path ends with `suffix` and contains `contains` (None: any)."""
+    `kind` call under root whose path ends with `suffix` and contains `contains` (None: any).
+    With synclog, the shim records what was fsynced there (for `cut`)."""
     fired = root.parent / f"{root.name}.fired"
     fired.unlink(missing_ok=True)
     env = {**ENV, "LD_PRELOAD": str(shim), "CRASH_ROOT": str(root), "CRASH_KIND": kind, "CRASH_N": str(n),
            "CRASH_RANK": rank, "CRASH_ACTION": action, "CRASH_FIRED": str(fired), "CRASH_SUFFIX": suffix or "",
-           "CRASH_CONTAINS": contains or ""}
+           "CRASH_CONTAINS": contains or "", **({"CRASH_SYNCLOG": str(synclog)} if synclog else {})}
     code, err = run_cmd(argv, env, timeout)
     return code, err, fired.exists()
 

@@ -13,7 +13,10 @@
  *   CRASH_KIND    write | fsync | rename | link | unlink | mkdir | create   (inject at this kind)
  *   CRASH_N       the N-th call of CRASH_KIND in the process whose rank is CRASH_RANK
  *   CRASH_RANK    rank to inject in (LOCAL_RANK of the process, "0" when unset); default 0
- *   CRASH_ACTION  kill | EIO | ENOSPC | EINVAL
+ *   CRASH_ACTION  kill | cut | EIO | ENOSPC | EINVAL   (cut: SIGKILL to the whole process group,
+ *                 the power cut of the harness, which then drops what was not fsynced)
+ *   CRASH_SYNCLOG append "W <ino>" at each write and "S <ino> <size>" after each successful fsync
+ *                 of a regular file inside CRASH_ROOT: what a power cut would keep (crash_harness.cut)
  *   CRASH_SUFFIX  inject only at calls whose path ends with this; N counts those calls alone
  *   CRASH_CONTAINS  likewise, calls whose path contains this (both filters apply when both are set)
  *   CRASH_FIRED   a file created when the fault fires (so a test knows it landed)
@@ -52,6 +55,8 @@ static long suffix_count;
 static int target_kind = -1;
 static long target_n;
 static int action_errno;  /* 0: kill */
+static int action_group;  /* cut: kill the process group (every rank), as a power cut stops all */
+static char sync_log[PATH_MAX];
 static int inject_here;
 static long counts[K_N];
 
@@ -75,7 +80,10 @@ static void init(void) {
     const char *n = getenv("CRASH_N");
     target_n = n ? atol(n) : 0;
     const char *a = getenv("CRASH_ACTION");
-    action_errno = !a || !strcmp(a, "kill") ? 0 : !strcmp(a, "ENOSPC") ? ENOSPC
+    action_group = a && !strcmp(a, "cut");
+    const char *sl = getenv("CRASH_SYNCLOG");
+    if (sl) strncpy(sync_log, sl, sizeof sync_log - 1);
+    action_errno = !a || !strcmp(a, "kill") || action_group ? 0 : !strcmp(a, "ENOSPC") ? ENOSPC
                  : !strcmp(a, "EINVAL") ? EINVAL : EIO;
     const char *sfx = getenv("CRASH_SUFFIX");
     if (sfx) strncpy(suffix, sfx, sizeof suffix - 1);
@@ -147,11 +155,30 @@ static int point(int kind, const char *path) {
         append_line(fired_path, line);
     }
     if (!action_errno) {
-        syscall(SYS_kill, getpid(), SIGKILL);
+        syscall(SYS_kill, action_group ? 0 : getpid(), SIGKILL);
         for (;;) pause();
     }
     errno = action_errno;
     return -1;
+}
+
+/* The power-cut model (LazyFS's: un-fsynced file data is lost, names are kept): which regular
+ * files under the root were written, and the size each had when last fsynced. */
+static void sync_note(int fd, int what) {  /* 0: written, 1: fsynced, 2: opened empty */
+    init();
+    if (!sync_log[0] || !root_len) return;
+    int saved = errno;
+    char p[PATH_MAX];
+    fd_path(fd, p, sizeof p);
+    struct stat st;
+    if (!inside(p) || syscall(SYS_fstat, fd, &st) || !S_ISREG(st.st_mode)) { errno = saved; return; }
+    char line[96];
+    if (what == 1) snprintf(line, sizeof line, "S %lu %lld\n", (unsigned long)st.st_ino, (long long)st.st_size);
+    else if (what == 0) snprintf(line, sizeof line, "W %lu\n", (unsigned long)st.st_ino);
+    else if (st.st_size == 0) snprintf(line, sizeof line, "C %lu\n", (unsigned long)st.st_ino);  /* a new life */
+    else { errno = saved; return; }
+    append_line(sync_log, line);
+    errno = saved;
 }
 
 #define REAL(name, ret, ...) \
@@ -177,37 +204,45 @@ static int at_point(int kind, int dirfd, const char *p) {
 ssize_t write(int fd, const void *buf, size_t n) {
     REAL(write, ssize_t, int, const void *, size_t);
     if (fd > 2 && fd_point(K_WRITE, fd)) return -1;
+    sync_note(fd, 0);
     return real_write(fd, buf, n);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
     REAL(pwrite64, ssize_t, int, const void *, size_t, off_t);
     if (fd_point(K_WRITE, fd)) return -1;
+    sync_note(fd, 0);
     return real_pwrite64(fd, buf, n, off);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
     REAL(pwrite, ssize_t, int, const void *, size_t, off_t);
     if (fd_point(K_WRITE, fd)) return -1;
+    sync_note(fd, 0);
     return real_pwrite(fd, buf, n, off);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt) {
     REAL(writev, ssize_t, int, const struct iovec *, int);
     if (fd > 2 && fd_point(K_WRITE, fd)) return -1;
+    sync_note(fd, 0);
     return real_writev(fd, iov, cnt);
 }
 
 int fsync(int fd) {
     REAL(fsync, int, int);
     if (fd_point(K_FSYNC, fd)) return -1;
-    return real_fsync(fd);
+    int r = real_fsync(fd);
+    if (!r) sync_note(fd, 1);
+    return r;
 }
 
 int fdatasync(int fd) {
     REAL(fdatasync, int, int);
     if (fd_point(K_FSYNC, fd)) return -1;
-    return real_fdatasync(fd);
+    int r = real_fdatasync(fd);
+    if (!r) sync_note(fd, 1);
+    return r;
 }
 
 int rename(const char *a, const char *b) {
@@ -278,26 +313,34 @@ int open(const char *p, int flags, ...) {
     REAL(open, int, const char *, int, ...);
     va_list ap; va_start(ap, flags); mode_t m = mode_arg(flags, ap); va_end(ap);
     if ((flags & O_CREAT) && at_point(K_CREATE, AT_FDCWD, p)) return -1;
-    return real_open(p, flags, m);
+    int fd = real_open(p, flags, m);
+    if (fd >= 0 && (flags & (O_CREAT | O_TRUNC))) sync_note(fd, 2);
+    return fd;
 }
 
 int open64(const char *p, int flags, ...) {
     REAL(open64, int, const char *, int, ...);
     va_list ap; va_start(ap, flags); mode_t m = mode_arg(flags, ap); va_end(ap);
     if ((flags & O_CREAT) && at_point(K_CREATE, AT_FDCWD, p)) return -1;
-    return real_open64(p, flags, m);
+    int fd = real_open64(p, flags, m);
+    if (fd >= 0 && (flags & (O_CREAT | O_TRUNC))) sync_note(fd, 2);
+    return fd;
 }
 
 int openat(int d, const char *p, int flags, ...) {
     REAL(openat, int, int, const char *, int, ...);
     va_list ap; va_start(ap, flags); mode_t m = mode_arg(flags, ap); va_end(ap);
     if ((flags & O_CREAT) && at_point(K_CREATE, d, p)) return -1;
-    return real_openat(d, p, flags, m);
+    int fd = real_openat(d, p, flags, m);
+    if (fd >= 0 && (flags & (O_CREAT | O_TRUNC))) sync_note(fd, 2);
+    return fd;
 }
 
 int openat64(int d, const char *p, int flags, ...) {
     REAL(openat64, int, int, const char *, int, ...);
     va_list ap; va_start(ap, flags); mode_t m = mode_arg(flags, ap); va_end(ap);
     if ((flags & O_CREAT) && at_point(K_CREATE, d, p)) return -1;
-    return real_openat64(d, p, flags, m);
+    int fd = real_openat64(d, p, flags, m);
+    if (fd >= 0 && (flags & (O_CREAT | O_TRUNC))) sync_note(fd, 2);
+    return fd;
 }

@@ -106,3 +106,21 @@ def test_report_write_error_is_one_line_not_a_card_note(env, tmp_path, fault):
     code, err = h.run_cmd(argv, h.ENV)
     assert code == 0, err
     assert h.report_reader(run) == [] and "output unreadable" not in (run / "report" / "index.html").read_text()
+
+
+def test_power_cut_before_a_journal_fsync_loses_the_line_and_resumes_exactly_once(env):
+    """A power cut (every process killed, un-fsynced data dropped) just before a sample's journal
+    line is fsynced: the line is lost, the tar bytes before it are durable, and the resume must
+    redo that sample once, neither losing nor duplicating it."""
+    out = env["base"] / "cut-journal"
+    synclog = env["base"] / "cut-journal.synced"
+    code, err, landed = h.fault_run(_stylize(env, out), out, env["shim"], "fsync", "cut", n=2, contains=".journal",
+                                    synclog=synclog)  # the 1st fsyncs the new, empty journal
+    assert landed and code == -9, err[-2000:]
+    files, dropped = h.cut(out, synclog)
+    journals = list((out / "work").glob("*.journal"))
+    assert files >= 1 and dropped > 0, (files, dropped)  # the un-fsynced journal line is gone
+    assert journals and all(j.stat().st_size == 0 for j in journals), [j.stat().st_size for j in journals]
+    assert all(t.stat().st_size > 0 for t in (out / "work").glob("*.tar"))  # the fsynced sample bytes stay
+    assert h.committed_readable(out) == []
+    _resumes_clean(env, out)

@@ -6,7 +6,8 @@ seeded sample, by `make test-crash-sample` (NST_CRASH_SAMPLE=N, NST_CRASH_SEED) 
 by `make test`. The faults come from tests/crash/faultshim.c (LD_PRELOAD, compiled with gcc here).
 NST_CRASH_JOBS (default 2) cases run at once; NST_CRASH_EVERY_WRITE=1 faults every write
 instead of the first and last of each run of writes to one file; NST_CRASH_SCENARIOS=a,b sweeps
-only those scenarios (plus "one", which the others start from).
+only those scenarios (plus "one", which the others start from); NST_CRASH_FAULTS=cut (or
+kill,EIO,...) applies only those faults.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SAMPLE = int(os.environ.get("NST_CRASH_SAMPLE", "0"))
 SEED = int(os.environ.get("NST_CRASH_SEED", "24"))
 JOBS = int(os.environ.get("NST_CRASH_JOBS", "2"))
 EVERY_WRITE = os.environ.get("NST_CRASH_EVERY_WRITE") == "1"
+FAULTS = os.environ["NST_CRASH_FAULTS"].split(",") if os.environ.get("NST_CRASH_FAULTS") else None
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +149,7 @@ def test_every_point(setup, scenario):
     if scenario not in setup["scenarios"]:
         pytest.skip(f"not in NST_CRASH_SCENARIOS={os.environ.get('NST_CRASH_SCENARIOS')}")
     t0 = time.time()
-    cases = h.cases(h.representative(setup["points"][scenario], EVERY_WRITE))
+    cases = h.cases(h.representative(setup["points"][scenario], EVERY_WRITE), FAULTS)
     outcomes = _run_cases(setup, cases)
     _report(setup, outcomes, t0)
     _check(outcomes)
@@ -157,7 +159,7 @@ def test_every_point(setup, scenario):
 def test_seeded_sample(setup):
     """A fixed seeded sample over all scenarios, each (scenario, kind, fault) group represented."""
     t0 = time.time()
-    every = [c for name in setup["scenarios"] for c in h.cases(h.representative(setup["points"][name]))]
+    every = [c for name in setup["scenarios"] for c in h.cases(h.representative(setup["points"][name]), FAULTS)]
     outcomes = _run_cases(setup, h.sample(every, SAMPLE, SEED))
     _report(setup, outcomes, t0)
     _check(outcomes)
