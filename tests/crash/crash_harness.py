@@ -159,16 +159,11 @@ def one_case(scenario: Scenario, point: Point, fault: str, d: Path, reference: P
     """Fault one point, check what a reader sees, resume, check the result against the clean run."""
     t0 = time.time()
     scenario.prepare(d)
-    fired = d.parent / f"{d.name}.fired"
-    synclog = d.parent / f"{d.name}.synced"
-    env = {**ENV, "LD_PRELOAD": str(shim), "CRASH_ROOT": str(scenario.root(d)), "CRASH_KIND": point.kind,
-           "CRASH_N": str(point.n), "CRASH_RANK": point.rank, "CRASH_ACTION": fault, "CRASH_FIRED": str(fired)}
-    if fault == "cut":
-        env["CRASH_SYNCLOG"] = str(synclog)
-    code, err = run_cmd(scenario.argv(d), env)
+    synclog = d.parent / f"{d.name}.synced" if fault == "cut" else None
+    code, err, landed = fault_run(scenario.argv(d), scenario.root(d), shim, point.kind, fault, point.n,
+                                  rank=point.rank, synclog=synclog)
     problems: list[str] = []
-    landed = fired.exists()
-    if landed and fault == "cut":
+    if landed and synclog:
         cut(scenario.root(d), synclog)
     if code is None:
         problems.append(f"the faulted run hung (> {TIMEOUT} s): {err.strip()[-300:]}")
@@ -212,9 +207,10 @@ def cut(root: Path, synclog: Path) -> tuple[int, int]:
     files = dropped = 0
     for p in root.rglob("*") if root.exists() else []:
         st = p.lstat()
-        if not p.is_symlink() and p.is_file() and st.st_ino in dirty and st.st_size > synced.get(st.st_ino, 0):
-            os.truncate(p, synced.get(st.st_ino, 0))
-            files, dropped = files + 1, dropped + st.st_size - synced.get(st.st_ino, 0)
+        keep = synced.get(st.st_ino, 0)
+        if not p.is_symlink() and p.is_file() and st.st_ino in dirty and st.st_size > keep:
+            os.truncate(p, keep)
+            files, dropped = files + 1, dropped + st.st_size - keep
     return files, dropped
 
 
