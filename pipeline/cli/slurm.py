@@ -108,4 +108,8 @@ def slurm_requeue(out: Path = typer.Argument(..., help="Run directory")):
     """In a nodes job's batch shell after the ranks stopped: requeue the job, or refuse at the cap."""
     from pipeline.slurm import requeue as slurm
 
-    raise typer.Exit(slurm.after_stop(out))
+    try:
+        code = slurm.after_stop(out)
+    except NSTError as exc:
+        fail(exc)
+    raise typer.Exit(code)

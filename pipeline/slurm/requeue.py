@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import EXIT_PREEMPTED, EXIT_REQUEUE_LIMIT
-from pipeline.io.atomic import atomic_write_text
+from pipeline.io.atomic import atomic_write_text, remove_stale_temps
+from pipeline.io.oserrors import is_output_error, output_error
 from pipeline.run.execute.stop import request_stop
 from pipeline.slurm_env import SlurmTask
 
@@ -160,6 +161,19 @@ def _history_path(run_dir: Path, task: SlurmTask) -> Path:
     return Path(run_dir) / "slurm" / f"requeues-{task.requeue_id}.json"
 
 
+def write_history(run_dir: Path, task: SlurmTask, counts: dict) -> None:
+    """Record this stop before any requeue; a failed write is the one-line output error (exit 6/7/8),
+    and the job is then not requeued: a count that cannot be kept cannot cap the time-outs."""
+    path = _history_path(run_dir, task)
+    try:
+        remove_stale_temps(path.parent)  # what a worker killed mid-write left
+        atomic_write_text(path, json.dumps(counts, indent=1) + "\n")
+    except OSError as exc:
+        if not is_output_error(exc):
+            raise
+        raise output_error(exc, path.parent) from None
+
+
 def read_history(run_dir: Path, task: SlurmTask) -> dict:
     try:
         return json.loads(_history_path(run_dir, task).read_text())
@@ -213,12 +227,16 @@ def after_stop(run_dir: Path, task: SlurmTask | None = None, now: float | None =
     counts["done_at_last_stop"] = done_now
     counts["last"] = {"time": int(when), "elapsed_s": elapsed, "limit_s": limit, "kind": decision.kind,
                       "requeued": decision.requeue, "restart_count": task.restart_count}
-    atomic_write_text(_history_path(run_dir, task), json.dumps(counts, indent=1) + "\n")
+    write_history(run_dir, task, counts)
     if not decision.requeue:
         return EXIT_REQUEUE_LIMIT
     # Everything durable is done: the requeue makes SLURM end this job (TERM, then KILL).
-    out = subprocess.run(["scontrol", "requeue", task.requeue_id], capture_output=True, text=True,
-                         timeout=60)
+    try:
+        out = subprocess.run(["scontrol", "requeue", task.requeue_id], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:  # no scontrol on this node, or no controller
+        log(f"cannot run scontrol requeue {task.requeue_id}: {exc}")
+        return EXIT_PREEMPTED
     if out.returncode != 0:
         # already requeued by SLURM itself (PreemptMode=REQUEUE) or by another rank: not an error
         log(f"scontrol requeue {task.requeue_id}: {out.stderr.strip() or out.returncode}")

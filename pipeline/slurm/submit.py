@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import BadInput
-from pipeline.io.atomic import atomic_write_text
+from pipeline.io.atomic import atomic_write_text, remove_stale_temps
+from pipeline.io.oserrors import is_output_error, output_error
 from pipeline.resources import data_dir
 
 SLURM_DIR = data_dir("slurm")  # the job scripts: slurm/ in a checkout, package data in a wheel
@@ -114,8 +115,15 @@ def write_job(o: SubmitOptions) -> None:
     job = {"argv": ["stylize", *o.stylize_args(), *forwarded, "--devices", str(o.tpn)],
            "mode": o.mode, "nodes": o.nodes if o.mode == "nodes" else 1, "tasks_per_node": o.tpn,
            "gpus": o.gpus, "created": time.time()}
-    atomic_write_text(o.out / "slurm" / "job.json", json.dumps(job, indent=1) + "\n")
-    (o.out / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
+    folder = o.out / "slurm"
+    try:
+        remove_stale_temps(folder)  # what a killed submit left
+        atomic_write_text(folder / "job.json", json.dumps(job, indent=1) + "\n")
+        (folder / "logs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a full disk or a failed write: one line, exit 6/7/8; nothing submitted
+        if not is_output_error(exc):
+            raise
+        raise output_error(exc, folder, resume=False) from None
 
 
 def sbatch_command(o: SubmitOptions) -> list[str]:

@@ -69,6 +69,7 @@ class Scenario:
     check: callable  # (dir, reference_dir) -> list[str] problems after a clean resume
     reader_check: callable  # dir -> list[str] problems a reader would see mid-way
     prepare: callable = lambda d: None
+    ok_exit: int = 0  # the exit status of a clean run (`nst slurm-requeue`: 75, requeued)
 
 
 def run_cmd(argv: list[str], env: dict, timeout: float = TIMEOUT) -> tuple[int | None, str]:
@@ -95,7 +96,7 @@ def trace(scenario: Scenario, d: Path, shim: Path) -> tuple[list[Point], int]:
     log = d.parent / f"{d.name}.calls"
     env = {**ENV, "LD_PRELOAD": str(shim), "CRASH_ROOT": str(scenario.root(d)), "CRASH_LOG": str(log)}
     code, err = run_cmd(scenario.argv(d), env)
-    assert code == 0, f"clean traced run of {scenario.name} failed ({code}): {err[-2000:]}"
+    assert code == scenario.ok_exit, f"clean traced run of {scenario.name} failed ({code}): {err[-2000:]}"
     points = []
     for line in log.read_text().splitlines():
         rank, kind, n, path = line.split(" ", 3)
@@ -178,7 +179,7 @@ def one_case(scenario: Scenario, point: Point, fault: str, d: Path, reference: P
     if landed:
         problems += [f"mid-way: {p}" for p in scenario.reader_check(d)]
     code, err = run_cmd(scenario.argv(d), ENV)
-    if code != 0:
+    if code != scenario.ok_exit:
         problems.append(f"resume exit {code}: {err.strip()[-600:]}")
     else:
         problems += scenario.check(d, reference)
@@ -375,6 +376,71 @@ def check_report(run: Path, reference: Path) -> list[str]:
     if len(rec.get("sampled", [])) != 4:
         problems.append(f"report.json samples {rec.get('sampled')}, want 4")
     return problems
+
+
+# -- checks on the SLURM requeue record --------------------------------------------------------------
+
+REQUEUE_JOB = "66999999"  # a job id no test cluster reaches (SLURM's default MaxJobId is 67043328)
+
+
+def requeue_reader(run: Path) -> list[str]:
+    """Mid-way, the stop record is absent or whole (the old one or the new one)."""
+    path = run / "slurm" / f"requeues-{REQUEUE_JOB}.json"
+    try:
+        rec = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except ValueError as exc:
+        return [f"{path.name} is torn: {exc}"]
+    return [] if "last" in rec else [f"{path.name} has no last stop: {rec}"]
+
+
+def check_requeue(run: Path, reference: Path) -> list[str]:
+    """After a clean rerun: the stop recorded as a requeued preemption that saw every sample done,
+    no temporaries left in slurm/, and the run itself untouched."""
+    problems = requeue_reader(run)
+    path = run / "slurm" / f"requeues-{REQUEUE_JOB}.json"
+    if not problems:
+        rec = json.loads(path.read_text())
+        want_done = sum(s == "ok" or s.startswith("failed") for s in statuses(reference).values())
+        if rec["last"].get("kind") != "preemption" or not rec["last"].get("requeued") or rec.get("preemptions", 0) < 1:
+            problems.append(f"{path.name} does not record a requeued preemption: {rec}")
+        if rec.get("done_at_last_stop") != want_done:
+            problems.append(f"{path.name} counts {rec.get('done_at_last_stop')} samples done, want {want_done}")
+    left = [p.name for p in (run / "slurm").glob(".*.tmp")]
+    if left:
+        problems.append(f"temporaries left in slurm/: {left}")
+    return problems + check_stylize(run, reference)
+
+
+def job_reader(run: Path) -> list[str]:
+    """Mid-way, slurm/job.json (what every worker runs) is absent or whole."""
+    path = run / "slurm" / "job.json"
+    try:
+        job = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except ValueError as exc:
+        return [f"job.json is torn: {exc}"]
+    return [] if job.get("argv", [None])[0] == "stylize" else [f"job.json has no stylize command: {job}"]
+
+
+def check_job(run: Path, reference: Path) -> list[str]:
+    """After a clean `nst submit --dry-run`: job.json as the clean one (but for its folder and time),
+    the logs folder, and no temporaries in slurm/."""
+    problems = job_reader(run)
+    if not problems:
+        got = json.loads((run / "slurm" / "job.json").read_text())
+        want = json.loads((reference / "slurm" / "job.json").read_text())
+        got.pop("created"), want.pop("created")
+        got["argv"] = [a.replace(str(run), "RUN") for a in got["argv"]]
+        want["argv"] = [a.replace(str(reference), "RUN") for a in want["argv"]]
+        if got != want:
+            problems.append(f"job.json {got} != the clean submit's {want}")
+    if not (run / "slurm" / "logs").is_dir():
+        problems.append("no slurm/logs folder for the job's logs")
+    left = [p.name for p in (run / "slurm").glob(".*.tmp")]
+    return problems + ([f"temporaries left in slurm/: {left}"] if left else [])
 
 
 def summary(outcomes: list[Outcome]) -> str:

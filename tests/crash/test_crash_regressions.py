@@ -124,3 +124,41 @@ def test_power_cut_before_a_journal_fsync_loses_the_line_and_resumes_exactly_onc
     assert all(t.stat().st_size > 0 for t in (out / "work").glob("*.tar"))  # the fsynced sample bytes stay
     assert h.committed_readable(out) == []
     _resumes_clean(env, out)
+
+
+def test_eio_at_the_requeue_record_fails_in_one_line_and_leaves_no_temporary(env):
+    """`nst slurm-requeue` (the batch shell's requeue) let the OSError of a failed write of its stop
+    record out as a traceback, and a worker killed mid-write left its temporary in slurm/ for good."""
+    import shutil
+
+    run = env["base"] / "requeue-eio"
+    shutil.copytree(env["ref"], run)
+    argv = ["env", f"SLURM_JOB_ID={h.REQUEUE_JOB}", "SLURM_NTASKS=1", h.NST, "slurm-requeue", str(run)]
+    code, err, landed = h.fault_run(argv, run / "slurm", env["shim"], "fsync", "EIO", suffix=".tmp")
+    assert landed
+    assert code == 8 and "Traceback" not in err, err[-2000:]
+    assert len(h.error_lines(err)) == 1 and "I/O error" in h.error_lines(err)[0], err
+    assert not (run / "slurm" / f"requeues-{h.REQUEUE_JOB}.json").exists()  # not requeued on a lost record
+    code, err, landed = h.fault_run(argv, run / "slurm", env["shim"], "write", "kill")
+    assert landed and code == -9 and list((run / "slurm").glob(".*.tmp")), err[-2000:]
+    code, err = h.run_cmd(argv, h.ENV)
+    assert code == 75, err[-2000:]
+    assert h.check_requeue(run, env["ref"]) == []
+
+
+def test_enospc_at_the_job_record_fails_submit_in_one_line(env):
+    """`nst submit` let the OSError of a failed write of slurm/job.json out as a traceback, before
+    sbatch (here --dry-run); a submit killed mid-write left its temporary in slurm/ for good."""
+    out = env["base"] / "submit-enospc"
+    argv = [h.NST, "submit", str(env["data"]), "--style", str(env["style"]), "--out", str(out), "--dry-run",
+            *RUN[:4], "--shard-size", "2"]
+    code, err, landed = h.fault_run(argv, out / "slurm", env["shim"], "write", "ENOSPC", suffix=".tmp")
+    assert landed
+    assert code == 6 and "Traceback" not in err, err[-2000:]
+    assert len(h.error_lines(err)) == 1 and "no space left" in h.error_lines(err)[0], err
+    assert not (out / "slurm" / "job.json").exists() and not list((out / "slurm").glob(".*.tmp"))
+    code, err, landed = h.fault_run(argv, out / "slurm", env["shim"], "fsync", "kill")
+    assert landed and code == -9 and list((out / "slurm").glob(".*.tmp")), err[-2000:]
+    code, err = h.run_cmd(argv, h.ENV)
+    assert code == 0, err[-2000:]
+    assert h.job_reader(out) == [] and not list((out / "slurm").glob(".*.tmp"))

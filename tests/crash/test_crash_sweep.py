@@ -83,6 +83,11 @@ def setup(tmp_path_factory):
         code, err = h.run_cmd([h.NST, "report", str(d), "--samples", "2"], h.ENV)
         assert code == 0, err
 
+    def requeue_prepare(d: Path) -> None:
+        """A stopped run (here a finished one) whose job asks to be requeued."""
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(ref_dir / "one", d)
+
     scenarios = [
         h.Scenario("one", stylize(), lambda d: d, h.check_stylize, h.committed_readable),
         h.Scenario("two", stylize("--devices", "2"), lambda d: d, h.check_stylize, h.committed_readable),
@@ -91,6 +96,15 @@ def setup(tmp_path_factory):
                    lambda d: d, h.check_export, h.export_reader, export_prepare),
         h.Scenario("report", lambda d: [h.NST, "report", str(d), "--samples", "4"], lambda d: d / "report",
                    h.check_report, h.report_reader, report_prepare),
+        # the batch shell's requeue after its ranks stopped (slurm/nodes.sbatch): the stop record
+        # it writes before `scontrol requeue` (which finds no controller here, and says so)
+        h.Scenario("requeue", lambda d: ["env", f"SLURM_JOB_ID={h.REQUEUE_JOB}", "SLURM_NTASKS=1", h.NST,
+                                         "slurm-requeue", str(d)],
+                   lambda d: d / "slurm", h.check_requeue, h.requeue_reader, requeue_prepare, ok_exit=75),
+        # `nst submit`'s own record, slurm/job.json (--dry-run: plan and record, no sbatch)
+        h.Scenario("submit", lambda d: [h.NST, "submit", str(data), "--style", str(style), "--out", str(d),
+                                        "--dry-run", *RUN[:4], "--shard-size", "2"],
+                   lambda d: d / "slurm", h.check_job, h.job_reader, lambda d: shutil.rmtree(d, ignore_errors=True)),
     ]
     only = os.environ.get("NST_CRASH_SCENARIOS")  # e.g. "export,report" (while debugging one)
     if only:
@@ -143,7 +157,7 @@ def _check(outcomes) -> None:
 
 
 @pytest.mark.skipif(SAMPLE > 0, reason="sample mode (NST_CRASH_SAMPLE)")
-@pytest.mark.parametrize("scenario", ["one", "two", "planonly", "export", "report"])
+@pytest.mark.parametrize("scenario", ["one", "two", "planonly", "export", "report", "requeue", "submit"])
 def test_every_point(setup, scenario):
     """Every durable call of the scenario, under every fault that applies to it."""
     if scenario not in setup["scenarios"]:
