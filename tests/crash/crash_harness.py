@@ -154,6 +154,15 @@ class Outcome:
     landed: bool
     problems: list[str]
     seconds: float
+    elsewhere: str | None = None  # landed at another file than the traced point's: the count drifted
+
+
+def shape(path: str) -> str:
+    """A path with its run-specific parts (pids, times, random hex of temporaries) blanked, so the
+    traced run's point and a faulted run's call compare."""
+    import re
+
+    return re.sub(r"[0-9a-f]{12}|\d+", "#", path)
 
 
 def one_case(scenario: Scenario, point: Point, fault: str, d: Path, reference: Path, shim: Path) -> Outcome:
@@ -161,8 +170,11 @@ def one_case(scenario: Scenario, point: Point, fault: str, d: Path, reference: P
     t0 = time.time()
     scenario.prepare(d)
     synclog = d.parent / f"{d.name}.synced" if fault == "cut" else None
-    code, err, landed = fault_run(scenario.argv(d), scenario.root(d), shim, point.kind, fault, point.n,
-                                  rank=point.rank, synclog=synclog)
+    code, err, fired_at = fault_run(scenario.argv(d), scenario.root(d), shim, point.kind, fault, point.n,
+                                    rank=point.rank, synclog=synclog)
+    landed = fired_at is not None
+    at = os.path.relpath(fired_at, scenario.root(d)) if landed else None
+    elsewhere = at if landed and shape(at) != shape(point.path) else None
     problems: list[str] = []
     if landed and synclog:
         cut(scenario.root(d), synclog)
@@ -185,7 +197,7 @@ def one_case(scenario: Scenario, point: Point, fault: str, d: Path, reference: P
         problems += scenario.check(d, reference)
     if not problems:
         shutil.rmtree(d, ignore_errors=True)
-    return Outcome(point, fault, landed, problems, time.time() - t0)
+    return Outcome(point, fault, landed, problems, time.time() - t0, elsewhere)
 
 
 def cut(root: Path, synclog: Path) -> tuple[int, int]:
@@ -455,6 +467,9 @@ def summary(outcomes: list[Outcome]) -> str:
     for fault in FAULTS:
         n = sum(v for k, v in by.items() if k[2] == fault)
         lines.append(f"total {fault}: {n} points, {sum(v for k, v in failed.items() if k[2] == fault)} failed")
+    drifted = [o for o in outcomes if o.elsewhere]
+    lines.append(f"landed at another file than traced (count drift): {len(drifted)}")
+    lines += [f"  {o.point.label()} {o.fault}: at {o.elsewhere}" for o in drifted]
     for o in outcomes:
         for p in o.problems:
             lines.append(f"FAIL {o.point.label()} {o.fault}: {p}")
@@ -463,8 +478,8 @@ def summary(outcomes: list[Outcome]) -> str:
 
 def fault_run(argv: list[str], root: Path, shim: Path, kind: str, action: str, n: int = 1,
               suffix: str | None = None, rank: str = "0", contains: str | None = None,
-              timeout: float = TIMEOUT, synclog: Path | None = None) -> tuple[int | None, str, bool]:
-    """(exit status, stderr, whether the fault landed) of one run with one named fault: the n-th
+              timeout: float = TIMEOUT, synclog: Path | None = None) -> tuple[int | None, str, str | None]:
+    """(exit status, stderr, the path the fault landed at or None) of one run with one named fault: the n-th
     `kind` call under root whose path ends with `suffix` and contains `contains` (None: any).
     With synclog, the shim records what was fsynced there (for `cut`)."""
     fired = root.parent / f"{root.name}.fired"
@@ -473,7 +488,10 @@ def fault_run(argv: list[str], root: Path, shim: Path, kind: str, action: str, n
            "CRASH_RANK": rank, "CRASH_ACTION": action, "CRASH_FIRED": str(fired), "CRASH_SUFFIX": suffix or "",
            "CRASH_CONTAINS": contains or "", **({"CRASH_SYNCLOG": str(synclog)} if synclog else {})}
     code, err = run_cmd(argv, env, timeout)
-    return code, err, fired.exists()
+    try:
+        return code, err, fired.read_text().split(" ", 3)[3].strip()
+    except (FileNotFoundError, IndexError):
+        return code, err, None
 
 
 def error_lines(err: str) -> list[str]:
