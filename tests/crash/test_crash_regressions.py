@@ -162,3 +162,17 @@ def test_enospc_at_the_job_record_fails_submit_in_one_line(env):
     code, err = h.run_cmd(argv, h.ENV)
     assert code == 0, err[-2000:]
     assert h.job_reader(out) == [] and not list((out / "slurm").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("kind,fault,where,want", [("write", "ENOSPC", ".shardindex.json", 6),
+                                                   ("fsync", "EIO", ".shardindex.json", 8)])
+def test_a_second_rank_failing_the_shard_index_fails_the_command(env, kind, fault, where, want):
+    """--devices 2: rank 1 failed its write or fsync of shardindex.json, printed the one line and
+    exited 6/8, but rank 0 rewrote the index and the command exited 0."""
+    out = env["base"] / f"rank1-{fault}"
+    code, err, landed = h.fault_run(_stylize(env, out, "--devices", "2"), out, env["shim"], kind, fault,
+                                    rank="1", contains=where)
+    assert landed, err[-2000:]
+    assert code == want and "Traceback" not in err, err[-2000:]
+    assert len(h.error_lines(err)) == 1, err
+    _resumes_clean(env, out)

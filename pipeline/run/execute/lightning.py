@@ -98,25 +98,28 @@ def make_trainer(devices: int, accelerator: str, root):
                       default_root_dir=os.path.join(root, "work", "lightning"))
 
 
-def run_predict(plan: RunPlan, task: Task, opts: RunOptions, accelerator: str, threads: int = 1) -> int:
-    """Process the run on opts.devices ranks; returns this process's global rank."""
+def run_predict(plan: RunPlan, task: Task, opts: RunOptions, accelerator: str,
+                threads: int = 1) -> tuple[int, list[int]]:
+    """Process the run on opts.devices ranks; returns this process's global rank and the exit
+    statuses of the ranks it started (rank 0 of a Lightning launch; none elsewhere)."""
     trainer = make_trainer(opts.devices, accelerator, plan.root)
     module = _module(plan, task, opts, threads)
     loader = DataLoader(ShardIds(len(plan.shards)), batch_size=1, shuffle=False, num_workers=0,
                         collate_fn=_collate)
     trainer.predict(module, dataloaders=loader, return_predictions=False)
-    _wait_for_ranks(trainer)
-    return trainer.global_rank
+    return trainer.global_rank, _wait_for_ranks(trainer)
 
 
-def _wait_for_ranks(trainer, timeout: float = 120.0) -> None:
+def _wait_for_ranks(trainer, timeout: float = 120.0) -> list[int]:
     """In rank 0: wait until the ranks it started have exited, so the command never ends
     (stopped or finished) with a rank still running; one that hangs is killed."""
     import subprocess
 
+    codes = []
     for proc in getattr(trainer.strategy.launcher, "procs", None) or []:
         try:
-            proc.wait(timeout=timeout)
+            codes.append(proc.wait(timeout=timeout))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            codes.append(proc.wait())
+    return codes

@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from pipeline.errors import EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED
+from pipeline.errors import EXIT_DISK_FULL, EXIT_IO_ERROR, EXIT_NOT_WRITABLE, EXIT_OK, EXIT_PREEMPTED, EXIT_SAMPLES_FAILED
 from pipeline.io.atomic import atomic_write_text
 from pipeline.io.oserrors import OutputError, check_writable, is_output_error, output_error
 from pipeline.run.execute import stop
@@ -74,7 +74,7 @@ def _execute(task: Task, opts: RunOptions, accelerator: str, launcher: bool) -> 
         if not secondary_rank() or "NST_RETRY_ID" not in os.environ:
             os.environ["NST_RETRY_ID"] = uuid.uuid4().hex
         retry_id = os.environ["NST_RETRY_ID"]
-    rank = run_predict(plan, task, dataclasses.replace(opts, retry_id=retry_id), accelerator, threads)
+    rank, rank_codes = run_predict(plan, task, dataclasses.replace(opts, retry_id=retry_id), accelerator, threads)
     if stop.stop_requested():
         return _stopped(plan, opts, launcher)
     summary = summarize(plan, opts.lease_ttl)
@@ -92,6 +92,12 @@ def _execute(task: Task, opts: RunOptions, accelerator: str, launcher: bool) -> 
         if code == EXIT_SAMPLES_FAILED:
             print(f"nst: {summary['failed']} of {summary['planned']} samples failed; see `nst status "
                   f"{plan.root}`, rerun with --retry-failed to retry them", file=sys.stderr)
+        failed_write = [c for c in rank_codes if c in (EXIT_DISK_FULL, EXIT_NOT_WRITABLE, EXIT_IO_ERROR)]
+        if failed_write and code in (EXIT_OK, EXIT_SAMPLES_FAILED):
+            # A rank this one started failed a write after its last sample (the shard index, a
+            # folder's fsync) and printed the one line: this rank rewrote those files, but a disk
+            # that failed once must not report success (found by the crash sweep, issue 24).
+            code = failed_write[0]
     elif code == EXIT_SAMPLES_FAILED:
         # Rank 0 reports failed samples. A secondary rank must exit 0 here: Lightning's
         # launcher SIGKILLs rank 0 as soon as a child it started exits non-zero, which
