@@ -395,16 +395,25 @@ def check_report(run: Path, reference: Path) -> list[str]:
 REQUEUE_JOB = "66999999"  # a job id no test cluster reaches (SLURM's default MaxJobId is 67043328)
 
 
+def whole_json(path: Path) -> tuple[dict | None, list[str]]:
+    """(the record or None when absent, [the problem] when the file is torn)."""
+    try:
+        return json.loads(path.read_text()), []
+    except FileNotFoundError:
+        return None, []
+    except ValueError as exc:
+        return None, [f"{path.name} is torn: {exc}"]
+
+
+def temporaries_left(folder: Path) -> list[str]:
+    left = [p.name for p in folder.glob(".*.tmp")]
+    return [f"temporaries left in {folder.name}/: {left}"] if left else []
+
+
 def requeue_reader(run: Path) -> list[str]:
     """Mid-way, the stop record is absent or whole (the old one or the new one)."""
-    path = run / "slurm" / f"requeues-{REQUEUE_JOB}.json"
-    try:
-        rec = json.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    except ValueError as exc:
-        return [f"{path.name} is torn: {exc}"]
-    return [] if "last" in rec else [f"{path.name} has no last stop: {rec}"]
+    rec, torn = whole_json(run / "slurm" / f"requeues-{REQUEUE_JOB}.json")
+    return torn or ([] if rec is None or "last" in rec else [f"the stop record has no last stop: {rec}"])
 
 
 def check_requeue(run: Path, reference: Path) -> list[str]:
@@ -419,22 +428,14 @@ def check_requeue(run: Path, reference: Path) -> list[str]:
             problems.append(f"{path.name} does not record a requeued preemption: {rec}")
         if rec.get("done_at_last_stop") != want_done:
             problems.append(f"{path.name} counts {rec.get('done_at_last_stop')} samples done, want {want_done}")
-    left = [p.name for p in (run / "slurm").glob(".*.tmp")]
-    if left:
-        problems.append(f"temporaries left in slurm/: {left}")
-    return problems + check_stylize(run, reference)
+    return problems + temporaries_left(run / "slurm") + check_stylize(run, reference)
 
 
 def job_reader(run: Path) -> list[str]:
     """Mid-way, slurm/job.json (what every worker runs) is absent or whole."""
-    path = run / "slurm" / "job.json"
-    try:
-        job = json.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    except ValueError as exc:
-        return [f"job.json is torn: {exc}"]
-    return [] if job.get("argv", [None])[0] == "stylize" else [f"job.json has no stylize command: {job}"]
+    job, torn = whole_json(run / "slurm" / "job.json")
+    return torn or ([] if job is None or job.get("argv", [None])[0] == "stylize"
+                    else [f"job.json has no stylize command: {job}"])
 
 
 def check_job(run: Path, reference: Path) -> list[str]:
@@ -451,8 +452,7 @@ def check_job(run: Path, reference: Path) -> list[str]:
             problems.append(f"job.json {got} != the clean submit's {want}")
     if not (run / "slurm" / "logs").is_dir():
         problems.append("no slurm/logs folder for the job's logs")
-    left = [p.name for p in (run / "slurm").glob(".*.tmp")]
-    return problems + ([f"temporaries left in slurm/: {left}"] if left else [])
+    return problems + temporaries_left(run / "slurm")
 
 
 def summary(outcomes: list[Outcome]) -> str:

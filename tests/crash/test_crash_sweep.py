@@ -7,7 +7,7 @@ by `make test`. The faults come from tests/crash/faultshim.c (LD_PRELOAD, compil
 NST_CRASH_JOBS (default 2) cases run at once; NST_CRASH_EVERY_WRITE=1 faults every write
 instead of the first and last of each run of writes to one file; NST_CRASH_SCENARIOS=a,b sweeps
 only those scenarios (plus "one", which the others start from); NST_CRASH_FAULTS=cut (or
-kill,EIO,...) applies only those faults; NST_CRASH_KINDS=mkdir,rename only those call kinds.
+kill,EIO,...) applies only those faults; NST_CRASH_KINDS=mkdir,rename only those call kinds; NST_CRASH_RANKS=1 only that rank's points.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ JOBS = int(os.environ.get("NST_CRASH_JOBS", "2"))
 EVERY_WRITE = os.environ.get("NST_CRASH_EVERY_WRITE") == "1"
 FAULTS = os.environ["NST_CRASH_FAULTS"].split(",") if os.environ.get("NST_CRASH_FAULTS") else None
 KINDS = os.environ["NST_CRASH_KINDS"].split(",") if os.environ.get("NST_CRASH_KINDS") else None
+RANKS = os.environ["NST_CRASH_RANKS"].split(",") if os.environ.get("NST_CRASH_RANKS") else None
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,7 @@ def test_every_point(setup, scenario):
         pytest.skip(f"not in NST_CRASH_SCENARIOS={os.environ.get('NST_CRASH_SCENARIOS')}")
     t0 = time.time()
     cases = [c for c in h.cases(h.representative(setup["points"][scenario], EVERY_WRITE), FAULTS)
-             if KINDS is None or c[0].kind in KINDS]
+             if (KINDS is None or c[0].kind in KINDS) and (RANKS is None or c[0].rank in RANKS)]
     outcomes = _run_cases(setup, cases)
     _report(setup, outcomes, t0)
     _check(outcomes)
