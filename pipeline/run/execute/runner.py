@@ -78,7 +78,10 @@ def _execute(task: Task, opts: RunOptions, accelerator: str, launcher: bool) -> 
     if stop.stop_requested():
         return _stopped(plan, opts, launcher)
     summary = summarize(plan, opts.lease_ttl)
-    if summary["complete"]:
+    if summary["complete"] and rank == 0:
+        # rank 0 only: every rank waits for all commits, so rank 0 sees the run complete; a second
+        # rank that failed this write would exit non-zero, and Lightning SIGKILLs rank 0 when a rank
+        # it started does so (crash sweep, issue 24)
         write_shardindex(plan)
     code = EXIT_OK if summary["failed"] == 0 else EXIT_SAMPLES_FAILED
     if not summary["complete"]:
