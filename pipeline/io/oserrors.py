@@ -9,6 +9,7 @@ errors never come here: a missing or unreadable input is that sample's failed ro
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -53,6 +54,17 @@ def output_error(exc: OSError, out: Path, resume: bool = True) -> OutputError:
                            f"then {again}", EXIT_NOT_WRITABLE)
     reason = exc.strerror or os.strerror(exc.errno or 0)
     return OutputError(f"I/O error writing {out}{where}: {reason}; check the disk, then {again}", EXIT_IO_ERROR)
+
+
+@contextlib.contextmanager
+def writing(out: Path, resume: bool = True):
+    """Inside: a failed write under `out` (an OSError with an errno) becomes its one-line error."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_output_error(exc):
+            raise
+        raise output_error(exc, out, resume) from None
 
 
 def check_writable(out: Path) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pipeline.errors import EXIT_PREEMPTED, EXIT_REQUEUE_LIMIT
 from pipeline.io.atomic import atomic_write_text, remove_stale_temps
-from pipeline.io.oserrors import is_output_error, output_error
+from pipeline.io.oserrors import writing
 from pipeline.run.execute.stop import request_stop
 from pipeline.slurm_env import SlurmTask
 
@@ -165,13 +165,9 @@ def write_history(run_dir: Path, task: SlurmTask, counts: dict) -> None:
     """Record this stop before any requeue; a failed write is the one-line output error (exit 6/7/8),
     and the job is then not requeued: a count that cannot be kept cannot cap the time-outs."""
     path = _history_path(run_dir, task)
-    try:
+    with writing(path.parent):
         remove_stale_temps(path.parent)  # what a worker killed mid-write left
         atomic_write_text(path, json.dumps(counts, indent=1) + "\n")
-    except OSError as exc:
-        if not is_output_error(exc):
-            raise
-        raise output_error(exc, path.parent) from None
 
 
 def read_history(run_dir: Path, task: SlurmTask) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.errors import BadInput
 from pipeline.io.atomic import atomic_write_text, remove_stale_temps
-from pipeline.io.oserrors import is_output_error, output_error
+from pipeline.io.oserrors import writing
 from pipeline.resources import data_dir
 
 SLURM_DIR = data_dir("slurm")  # the job scripts: slurm/ in a checkout, package data in a wheel
@@ -116,14 +116,10 @@ def write_job(o: SubmitOptions) -> None:
            "mode": o.mode, "nodes": o.nodes if o.mode == "nodes" else 1, "tasks_per_node": o.tpn,
            "gpus": o.gpus, "created": time.time()}
     folder = o.out / "slurm"
-    try:
+    with writing(folder, resume=False):  # a full disk or a failed write: one line, exit 6/7/8; nothing submitted
         remove_stale_temps(folder)  # what a killed submit left
         atomic_write_text(folder / "job.json", json.dumps(job, indent=1) + "\n")
         (folder / "logs").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a full disk or a failed write: one line, exit 6/7/8; nothing submitted
-        if not is_output_error(exc):
-            raise
-        raise output_error(exc, folder, resume=False) from None
 
 
 def sbatch_command(o: SubmitOptions) -> list[str]:
